@@ -1,0 +1,152 @@
+"""Config: validation against ``config/schema.yaml`` and resolution per dataset and variant.
+
+The schema is the single source of keys, types and defaults. :func:`validate_config` fills the
+defaults and raises :class:`~sonodiff.errors.InputError` naming the offending key;
+:func:`resolve` deep-merges a dataset's overrides and a variant's diffusion keys over the
+top-level sections, so every stage sees one flat, fully specified dict.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Mapping
+
+import jsonschema
+import yaml
+
+from sonodiff.errors import InputError
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+#: Sections a dataset may override with a sub-dict of the same name.
+OVERRIDABLE = ("diffusion", "model", "train", "sample", "segment")
+
+
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
+    """Read the JSON schema (YAML)."""
+    return yaml.safe_load(Path(path).read_text())
+
+
+def load_config(path: str | Path, schema_path: str | Path = SCHEMA_PATH) -> dict:
+    """Read and validate a YAML config file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise InputError(path, f"cannot read config ({err})") from err
+    return validate_config(raw, schema_path)
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = set(error.schema.get("properties", {}))
+        extra = [k for k in error.instance if k not in allowed]
+        if extra:
+            parts.append(str(extra[0]))
+    if error.validator == "required":
+        missing = [k for k in error.validator_value if k not in (error.instance or {})]
+        if missing:
+            parts.append(str(missing[0]))
+    return ".".join(parts) or "<root>"
+
+
+def _raise_first(validator: jsonschema.Validator, instance: Any, prefix: str = "") -> None:
+    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        key = _key_path(err)
+        reason = err.message
+        if err.validator == "additionalProperties":
+            reason = "unknown key"
+        elif err.validator == "required":
+            reason = "required key is missing"
+        raise InputError(f"config key {prefix}{key}", reason)
+
+
+def _fill_defaults(schema: Mapping, instance: Any, root: Mapping) -> Any:
+    """Fill ``default`` values of object properties, recursing through ``$ref``."""
+    if "$ref" in schema:
+        name = schema["$ref"].split("/")[-1]
+        schema = root["$defs"][name]
+    if not isinstance(instance, dict) or schema.get("type") != "object":
+        return instance
+    for key, sub in schema.get("properties", {}).items():
+        target = root["$defs"][sub["$ref"].split("/")[-1]] if "$ref" in sub else sub
+        if key not in instance and "default" in target:
+            instance[key] = copy.deepcopy(target["default"])
+        if key in instance:
+            instance[key] = _fill_defaults(sub, instance[key], root)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key in instance:
+            if key not in schema.get("properties", {}):
+                instance[key] = _fill_defaults(extra, instance[key], root)
+    return instance
+
+
+def validate_config(config: Mapping, schema_path: str | Path = SCHEMA_PATH) -> dict:
+    """Return a validated copy of ``config`` with defaults filled in.
+
+    Raises :class:`InputError` ``"config key <dotted.key>: <reason>"`` on the first problem.
+    """
+    schema = load_schema(schema_path)
+    validator = jsonschema.Draft7Validator(schema)
+    config = copy.deepcopy(dict(config))
+    _raise_first(validator, config)
+    config = _fill_defaults(schema, config, schema)
+    _raise_first(validator, config)
+    for name, ds in config.get("datasets", {}).items():
+        sources = [k for k in ("simulate", "url", "path") if k in ds["source"]]
+        if len(sources) != 1:
+            raise InputError(f"config key datasets.{name}.source", "give exactly one of simulate, url, path")
+        if "url" in ds["source"] and "sha256" not in ds["source"]:
+            raise InputError(f"config key datasets.{name}.source.sha256", "a url needs its sha256")
+        for variant in config["variants"]:
+            resolve(config, name, variant, schema=schema)
+    fractions = config["split"]["fractions"]
+    if abs(sum(fractions.values()) - 1.0) > 1e-6:
+        raise InputError("config key split.fractions", f"fractions sum to {sum(fractions.values())}, not 1")
+    return config
+
+
+def _deep_merge(base: Mapping, override: Mapping) -> dict:
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def resolve(config: Mapping, dataset: str, variant: str | None = None, schema: Mapping | None = None) -> dict:
+    """The config one job sees: top-level sections with the dataset's and variant's overrides.
+
+    Returns a dict with keys ``seed``, ``device``, ``dataset`` (name), ``variant`` (name or None),
+    ``data`` (the dataset entry), and the sections ``split``, ``augment``, ``diffusion``,
+    ``model``, ``train``, ``sample``, ``metrics``, ``segment``.
+    """
+    schema = schema or load_schema()
+    if dataset not in config["datasets"]:
+        raise InputError("config key datasets", f"no dataset named {dataset!r}")
+    ds = config["datasets"][dataset]
+    out: dict[str, Any] = {
+        "seed": config["seed"],
+        "device": config["device"],
+        "dataset": dataset,
+        "variant": variant,
+        "data": {k: copy.deepcopy(v) for k, v in ds.items() if k not in OVERRIDABLE},
+    }
+    for section in ("split", "augment", "diffusion", "model", "train", "sample", "metrics", "segment"):
+        merged = _deep_merge(config[section], ds.get(section, {}))
+        if section == "diffusion" and variant is not None:
+            if variant not in config["variants"]:
+                raise InputError("config key variants", f"no variant named {variant!r}")
+            merged = _deep_merge(merged, config["variants"][variant])
+        sub_validator = jsonschema.Draft7Validator(schema["$defs"][section])
+        where = f"datasets.{dataset}.{section}" if section in ds else (
+            f"variants.{variant}" if section == "diffusion" and variant else section)
+        _raise_first(sub_validator, merged, prefix=f"{where} -> ")
+        out[section] = merged
+    return out

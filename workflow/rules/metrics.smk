@@ -1,0 +1,1 @@
+# metrics stage: rules added by the metrics work.

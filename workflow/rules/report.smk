@@ -1,0 +1,1 @@
+# report stage: rules added by the report work.

@@ -1,0 +1,1 @@
+# sample stage: rules added by the sample work.

@@ -1,0 +1,1 @@
+# segment stage: rules added by the segment work.

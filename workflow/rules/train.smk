@@ -1,0 +1,1 @@
+# train stage: rules added by the train work.
