@@ -150,3 +150,39 @@ def resolve(config: Mapping, dataset: str, variant: str | None = None, schema: M
         _raise_first(sub_validator, merged, prefix=f"{where} -> ")
         out[section] = merged
     return out
+
+
+def schema_keys(schema: Mapping | None = None) -> list[tuple[str, Any, str]]:
+    """Every key of the schema as (dotted key, default, description), in schema order."""
+    schema = schema or load_schema()
+    rows: list[tuple[str, Any, str]] = []
+
+    def walk(node: Mapping, prefix: str) -> None:
+        if "$ref" in node:
+            node = schema["$defs"][node["$ref"].split("/")[-1]]
+        for key, sub in node.get("properties", {}).items():
+            target = schema["$defs"][sub["$ref"].split("/")[-1]] if "$ref" in sub else sub
+            dotted = f"{prefix}{key}"
+            rows.append((dotted, target.get("default", "(required)" if key in node.get("required", []) else ""),
+                         " ".join(str(target.get("description", "")).split())))
+            walk(target, dotted + ".")
+        extra = node.get("additionalProperties")
+        if isinstance(extra, dict) and ("$ref" in extra or "properties" in extra):
+            walk(extra, prefix + "<name>.")
+
+    walk(schema, "")
+    return rows
+
+
+def schema_markdown(schema: Mapping | None = None) -> str:
+    """A Markdown table of every config key with its default and description."""
+    lines = ["| key | default | description |", "| --- | --- | --- |"]
+    for key, default, description in schema_keys(schema):
+        description = description.replace("|", "\\|")
+        shown = yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("...").strip() if default != "" else ""
+        lines.append(f"| `{key}` | `{shown}` | {description} |" if shown else f"| `{key}` | | {description} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # python -m sonodiff.config > config/README.md keys table
+    print(schema_markdown(), end="")

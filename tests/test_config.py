@@ -1,0 +1,73 @@
+"""Config validation: defaults filled, bad keys and types named, README in sync, paper config valid."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from sonodiff.config import load_config, resolve, schema_markdown, validate_config
+from sonodiff.errors import InputError
+
+
+def test_default_and_paper_configs_validate(repo_root):
+    default = load_config(repo_root / "config" / "config.yaml")
+    paper = load_config(repo_root / "config" / "paper.yaml")
+    assert {"baseline", "bmaps"} <= set(default["variants"])
+    assert paper["diffusion"]["num_steps"] == 2000
+    assert resolve(paper, "camus", "bmaps")["train"]["steps"] == 28000
+    assert resolve(paper, "segthy", "bmaps")["train"]["steps"] == 50000
+    assert resolve(paper, "liver", "baseline")["train"]["steps"] == 36000
+
+
+def test_defaults_are_filled_from_the_schema(default_config):
+    cfg = copy.deepcopy(default_config)
+    del cfg["train"]["grad_clip"]
+    del cfg["datasets"]["phantom_camus"]["pad_square"]
+    filled = validate_config(cfg)
+    assert filled["train"]["grad_clip"] == 1.0
+    assert filled["datasets"]["phantom_camus"]["pad_square"] is False
+
+
+@pytest.mark.parametrize(
+    ("edit", "key"),
+    [
+        (lambda c: c["train"].update(stpes=3), "config key train.stpes: unknown key"),
+        (lambda c: c["train"].update(steps="many"), "config key train.steps:"),
+        (lambda c: c["diffusion"].update(b_min=1.5), "config key diffusion.b_min:"),
+        (lambda c: c["diffusion"].update(alpha_schedule="quadratic"), "config key diffusion.alpha_schedule:"),
+        (lambda c: c["datasets"]["phantom_camus"].update(train={"steps": 0}), "config key datasets.phantom_camus.train -> steps:"),
+        (lambda c: c["variants"].update(odd={"b_min": 0}), "config key variants.odd -> b_min:"),
+        (lambda c: c["datasets"]["phantom_camus"]["source"].update(url="http://x/y.zip"), "config key datasets.phantom_camus.source:"),
+        (lambda c: c["split"]["fractions"].update(test=0.5), "config key split.fractions:"),
+        (lambda c: c["datasets"]["phantom_camus"].pop("labels"), "config key datasets.phantom_camus.labels: required key is missing"),
+    ],
+)
+def test_bad_config_names_the_key(default_config, edit, key):
+    cfg = copy.deepcopy(default_config)
+    edit(cfg)
+    with pytest.raises(InputError) as err:
+        validate_config(cfg)
+    message = str(err.value)
+    assert message.startswith(key), message
+    assert "\n" not in message
+
+
+def test_url_needs_sha256(default_config):
+    cfg = copy.deepcopy(default_config)
+    cfg["datasets"]["phantom_camus"]["source"] = {"url": "http://127.0.0.1/x.zip"}
+    with pytest.raises(InputError, match="sha256"):
+        validate_config(cfg)
+
+
+def test_variant_overrides_diffusion_only_for_that_variant(default_config):
+    base = resolve(default_config, "phantom_camus", "baseline")
+    bmaps = resolve(default_config, "phantom_camus", "bmaps")
+    assert base["diffusion"]["b_min"] == 1.0
+    assert bmaps["diffusion"]["b_min"] == 0.97
+    assert base["model"] == bmaps["model"]
+
+
+def test_config_readme_lists_every_key(repo_root):
+    readme = (repo_root / "config" / "README.md").read_text()
+    assert schema_markdown() in readme, "regenerate with: python -m sonodiff.config"
