@@ -22,3 +22,25 @@ def default_config():
     from sonodiff.config import load_config
 
     return load_config(ROOT / "config" / "config.yaml")
+
+
+SNAKEMAKE = str(Path(__import__("sys").executable).with_name("snakemake"))
+
+
+def run_snakemake(workdir: Path, *args: str, configfile: Path | None = None, timeout: int = 1800):
+    """Run this repository's Snakefile with ``workdir`` as working directory."""
+    import subprocess
+
+    cmd = [SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(configfile or ROOT / "config" / "config.yaml"), *args]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="session")
+def dag_run(tmp_path_factory):
+    """The whole DAG on the default config, run once per test session in a scratch folder."""
+    workdir = tmp_path_factory.mktemp("dag")
+    proc = run_snakemake(workdir, "--cores", "2")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-8000:]
+    return workdir
