@@ -1,0 +1,1 @@
+"""Report: tables in the papers' layouts, figures, provenance."""

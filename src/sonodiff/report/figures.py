@@ -1,0 +1,260 @@
+"""Figures for the HTML report: sample grids, the qualitative grid, reverse-process snapshots,
+training curves and the depth profile.
+
+Every ``render_*`` function takes arrays (images in [0, 1], label maps as integer arrays) and writes
+one PNG atomically; the ``*_from_files`` functions read the on-disk contracts (prepared dataset,
+samples manifest, ``train_log.csv``) and call them. Matplotlib is used through its object API
+(``matplotlib.figure.Figure``), so nothing here touches pyplot's global state or the backend.
+
+Depth profile: for images :math:`x_n` (n = 1..N), a depth map :math:`d(p) \\in [0, 1]` and the
+imaging-sector mask :math:`S`, the profile over K equal depth bins :math:`D_k` is
+
+.. math::  \\mu_n(k) = \\frac{1}{|D_k \\cap S|} \\sum_{p \\in D_k \\cap S} x_n(p),\\qquad
+           \\bar\\mu(k) = \\frac{1}{N} \\sum_n \\mu_n(k),
+
+plotted with the band :math:`\\bar\\mu(k) \\pm \\sigma_k`, :math:`\\sigma_k` the standard deviation
+of :math:`\\mu_n(k)` over images.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.colors import to_rgb
+from matplotlib.figure import Figure
+from PIL import Image
+
+from sonodiff.errors import InputError
+from sonodiff.io import atomic_path
+
+#: Colours of foreground structures 1..K (matplotlib's tab10); background is black, the sector
+#: label dark grey.
+STRUCTURE_COLORS = ("tab:red", "tab:green", "tab:blue", "tab:orange", "tab:purple",
+                    "tab:cyan", "tab:olive", "tab:pink", "tab:brown")
+SECTOR_GREY = (0.3, 0.3, 0.3)
+DPI = 100
+
+
+# ----------------------------------------------------------------------------- small helpers
+
+def load_gray(path: str | Path) -> np.ndarray:
+    """A grayscale PNG as float32 in [0, 1], shape (H, W)."""
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+    except (OSError, ValueError) as err:
+        raise InputError(path, f"unreadable image ({err})") from err
+
+
+def load_labels(path: str | Path) -> np.ndarray:
+    """A label-map PNG as an int64 array of label ids, shape (H, W)."""
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img, dtype=np.int64)
+    except (OSError, ValueError) as err:
+        raise InputError(path, f"unreadable label map ({err})") from err
+
+
+def colorize_labels(labels: np.ndarray, sector_id: int | None = None) -> np.ndarray:
+    """RGB rendering (H, W, 3) of a label map: 0 black, ``sector_id`` grey, structures coloured."""
+    labels = np.asarray(labels)
+    rgb = np.zeros(labels.shape + (3,), dtype=np.float32)
+    for value in np.unique(labels):
+        if value == 0:
+            continue
+        if sector_id is not None and value == sector_id:
+            color = SECTOR_GREY
+        else:
+            color = to_rgb(STRUCTURE_COLORS[(int(value) - 1) % len(STRUCTURE_COLORS)])
+        rgb[labels == value] = color
+    return rgb
+
+
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` as PNG to ``path`` atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+    return path
+
+
+def _show(ax, img: np.ndarray) -> None:
+    img = np.asarray(img)
+    if img.ndim == 2:
+        ax.imshow(img, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    else:
+        ax.imshow(np.clip(img, 0.0, 1.0), interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def _figure(rows: int, cols: int, cell: float = 1.6, extra_h: float = 0.4) -> tuple[Figure, np.ndarray]:
+    fig = Figure(figsize=(cell * cols, cell * rows + extra_h))
+    axes = np.asarray(fig.subplots(rows, cols, squeeze=False))
+    return fig, axes
+
+
+# ----------------------------------------------------------------------------- renderers
+
+def render_image_grid(images: Sequence[np.ndarray], path: str | Path, *, ncols: int | None = None,
+                      title: str | None = None, col_titles: Sequence[str] | None = None,
+                      row_titles: Sequence[str] | None = None) -> Path:
+    """Images (each (H, W) gray in [0, 1] or (H, W, 3) RGB) in a row-major grid, saved as PNG."""
+    if len(images) == 0:
+        raise InputError(path, "no images to draw")
+    ncols = ncols or int(np.ceil(np.sqrt(len(images))))
+    nrows = int(np.ceil(len(images) / ncols))
+    fig, axes = _figure(nrows, ncols)
+    for i, ax in enumerate(axes.flat):
+        if i < len(images):
+            _show(ax, images[i])
+        else:
+            ax.set_axis_off()
+    if col_titles:
+        for ax, name in zip(axes[0], col_titles):
+            ax.set_title(name, fontsize=9)
+    if row_titles:
+        for ax, name in zip(axes[:, 0], row_titles):
+            ax.set_ylabel(name, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)
+
+
+def render_sample_grid(images: Sequence[np.ndarray], path: str | Path, title: str,
+                       labels: Sequence[np.ndarray] | None = None, sector_id: int | None = None) -> Path:
+    """A grid of synthetic images; with ``labels``, each image sits right of its label map."""
+    if labels is None:
+        return render_image_grid(list(images), path, title=title)
+    cells: list[np.ndarray] = []
+    for img, lab in zip(images, labels):
+        cells += [colorize_labels(lab, sector_id), img]
+    pairs = max(1, min(4, int(np.ceil(np.sqrt(len(images))))))
+    return render_image_grid(cells, path, ncols=2 * pairs, title=title,
+                             col_titles=["label map", "synthetic"] * pairs)
+
+
+def render_qualitative_grid(rows: Sequence[Sequence[np.ndarray]], columns: Sequence[str],
+                            path: str | Path, title: str | None = None) -> Path:
+    """The paper's qualitative comparison (Domínguez et al. fig. 4): one example per row, one
+    column per source, e.g. label map | baseline | B-maps | real."""
+    if not rows:
+        raise InputError(path, "no examples for the qualitative grid")
+    if any(len(r) != len(columns) for r in rows):
+        raise ValueError("every row needs one image per column")
+    cells = [img for row in rows for img in row]
+    return render_image_grid(cells, path, ncols=len(columns), title=title, col_titles=list(columns))
+
+
+def render_reverse_figure(snapshots: Mapping[str, np.ndarray], steps: Sequence[int], path: str | Path,
+                          title: str | None = None, label_map: np.ndarray | None = None) -> Path:
+    """Reverse-process snapshots (Domínguez et al. fig. 3): one row per variant, one column per
+    snapshot along the chain (from pure noise at the left to x_0 at the right).
+
+    ``snapshots[name]`` is (K, H, W) in the model's range [-1, 1]; it is shown as (x + 1) / 2.
+    ``steps`` names the K columns (the diffusion step of each snapshot). An optional label map is
+    drawn as an extra first column.
+    """
+    names = list(snapshots)
+    if not names:
+        raise InputError(path, "no snapshots to draw")
+    k = len(steps)
+    for name in names:
+        if np.asarray(snapshots[name]).shape[0] != k:
+            raise ValueError(f"{name}: {np.asarray(snapshots[name]).shape[0]} snapshots for {k} steps")
+    extra = 1 if label_map is not None else 0
+    cells: list[np.ndarray] = []
+    for name in names:
+        if label_map is not None:
+            cells.append(label_map if label_map.ndim == 3 else colorize_labels(label_map))
+        cells += [np.clip((np.asarray(s, dtype=np.float32) + 1.0) / 2.0, 0.0, 1.0) for s in snapshots[name]]
+    col_titles = (["label map"] if extra else []) + [f"t = {s}" for s in steps]
+    return render_image_grid(cells, path, ncols=k + extra, title=title, col_titles=col_titles,
+                             row_titles=names)
+
+
+#: Columns of ``train_log.csv`` drawn as training curves, when present.
+CURVE_COLUMNS = ("loss", "mse", "vb", "grad_norm", "lr")
+
+
+def render_training_curves(logs: Mapping[str, pd.DataFrame], path: str | Path, title: str | None = None,
+                           columns: Sequence[str] = CURVE_COLUMNS, x: str = "step") -> Path:
+    """Training curves: one panel per logged quantity, one line per variant (log-scale y for
+    losses)."""
+    present = [c for c in columns if any(c in df.columns for df in logs.values())]
+    if not logs or not present:
+        raise InputError(path, f"no training log has any of the columns {list(columns)}")
+    fig = Figure(figsize=(3.2 * len(present), 3.0))
+    axes = np.asarray(fig.subplots(1, len(present), squeeze=False))[0]
+    for ax, col in zip(axes, present):
+        for name, df in logs.items():
+            if col not in df.columns or df.empty:
+                continue
+            xs = df[x].to_numpy() if x in df.columns else np.arange(len(df))
+            ys = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+            ax.plot(xs, ys, label=name, linewidth=1.2)
+            positive = ys[np.isfinite(ys)]
+            if col != "lr" and positive.size and (positive > 0).all():
+                ax.set_yscale("log")
+        ax.set_title(col, fontsize=9)
+        ax.set_xlabel(x, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def depth_profile(images: np.ndarray, depth: np.ndarray, mask: np.ndarray | None = None,
+                  bins: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean intensity per depth bin (module docstring): returns (bin centres, mean over images,
+    standard deviation over images). Bins with no pixel in the sector are NaN."""
+    images = np.asarray(images, dtype=np.float64)
+    if images.ndim == 2:
+        images = images[None]
+    depth = np.asarray(depth, dtype=np.float64)
+    if images.shape[1:] != depth.shape:
+        raise ValueError(f"images {images.shape[1:]} and depth map {depth.shape} differ in shape")
+    mask = np.ones(depth.shape, bool) if mask is None else np.asarray(mask, bool)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.digitize(depth, edges[1:-1]), 0, bins - 1)
+    per_image = np.full((images.shape[0], bins), np.nan)
+    for k in range(bins):
+        sel = mask & (index == k)
+        if sel.any():
+            per_image[:, k] = images[:, sel].mean(axis=1)
+    centers = 0.5 * (edges[:-1] + edges[1:])
+    with np.errstate(invalid="ignore"):
+        mean = np.nanmean(per_image, axis=0) if np.isfinite(per_image).any() else per_image[0]
+        std = np.nanstd(per_image, axis=0) if np.isfinite(per_image).any() else per_image[0]
+    return centers, mean, std
+
+
+def render_depth_profile(profiles: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+                         path: str | Path, title: str | None = None,
+                         xlabel: str = "depth (0 = probe, 1 = deepest)") -> Path:
+    """Mean intensity against depth, one line (with a ±1 s.d. band) per image set."""
+    if not profiles:
+        raise InputError(path, "no depth profiles to draw")
+    fig = Figure(figsize=(4.8, 3.4))
+    ax = fig.subplots()
+    for name, (centers, mean, std) in profiles.items():
+        style = {"color": "black", "linestyle": "--"} if name == "real" else {}
+        line, = ax.plot(centers, mean, label=name, linewidth=1.5, **style)
+        ax.fill_between(centers, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+    ax.set_xlabel(xlabel, fontsize=9)
+    ax.set_ylabel("mean intensity", fontsize=9)
+    ax.set_xlim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
