@@ -1,5 +1,6 @@
 # Shared helpers: config validation, wildcard lists and per-job config.
 import os
+import re
 import sys
 
 SRC = os.path.join(workflow.basedir, "src")
@@ -20,7 +21,7 @@ FETCHED = [d for d in DATASETS if d not in SIMULATED]
 
 def one_of(names):
     """A wildcard regex matching exactly these names (nothing when empty)."""
-    return "|".join(names) if names else "(?!x)x"
+    return "|".join(re.escape(n) for n in names) if names else "(?!x)x"
 
 
 wildcard_constraints:
