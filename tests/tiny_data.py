@@ -1,0 +1,104 @@
+"""Tiny prepared datasets, augmented label maps and configs for the train/sample/CLI tests."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from PIL import Image
+
+from sonodiff.config import load_config, resolve, validate_config
+from sonodiff.io import write_json
+from sonodiff.manifest import write_manifest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "diffusion": {"num_steps": 10},
+    "model": {"channels": [8, 16], "attention_levels": [False, True], "num_res_blocks": 1,
+              "num_head_channels": 8, "norm_num_groups": 4, "spade_channels": 8},
+    "train": {"steps": 12, "batch_size": 4, "checkpoint_every": 4, "log_every": 2, "ema_rate": 0.9,
+              "lr": 1.0e-3},
+    "sample": {"steps": "ddim4", "batch_size": 3, "shards": 2, "count": 5},
+}
+
+
+def sector_mask(size: int) -> np.ndarray:
+    """A downward fan (255 inside) whose apex lies above row 0."""
+    rows, cols = np.mgrid[0:size, 0:size]
+    return np.where(np.abs(cols - (size - 1) / 2) <= 2 + 0.45 * rows, 255, 0).astype(np.uint8)
+
+
+def make_dataset(root: Path, n: int = 10, size: int = 16, labelled: bool = True, seed: int = 0) -> Path:
+    """A prepared dataset at ``root``: train/val rows, PNGs, sector.png and dataset.json."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "images").mkdir(exist_ok=True)
+    (root / "labels").mkdir(exist_ok=True)
+    sector = sector_mask(size) > 0
+    rows = []
+    for i in range(n):
+        sid = f"p{i:02d}_img"
+        label = np.where(sector, 2, 0).astype(np.uint8)
+        r, c = rng.integers(size // 4, 3 * size // 4, size=2)
+        yy, xx = np.mgrid[0:size, 0:size]
+        label[((yy - r) ** 2 + (xx - c) ** 2 <= (size // 5) ** 2) & sector] = 1
+        image = np.where(label == 1, 200, np.where(label == 2, 90, 0)) + rng.normal(0, 10, (size, size))
+        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(root / "images" / f"{sid}.png")
+        Image.fromarray(label).save(root / "labels" / f"{sid}.png")
+        rows.append({"sample_id": sid, "patient_id": f"p{i:02d}", "split": "train" if i < n - 3 else "val",
+                     "view": "", "phase": "", "slice_index": 0, "image": str(root / "images" / f"{sid}.png"),
+                     "label": str(root / "labels" / f"{sid}.png") if labelled else "", "source_file": ""})
+    write_manifest(pd.DataFrame(rows), root / "manifest.csv")
+    Image.fromarray(sector_mask(size)).save(root / "sector.png")
+    labels = {"background": 0, "blob": 1, "sector": 2} if labelled else {"background": 0}
+    write_json(root / "dataset.json", {
+        "name": root.name, "format": "camus", "img_size": size, "labels": labels,
+        "structures": {"blob": 1} if labelled else {}, "sector_id": 2 if labelled else None,
+        "probe": {"type": "convex"}, "counts": {"train": n - 3, "val": 3, "test": 0}})
+    return root
+
+
+def make_augmented(data_dir: Path, out: Path, copies: int = 2) -> Path:
+    """An augment manifest: each train/val label map ``copies`` times (rolled by k pixels)."""
+    df = pd.read_csv(data_dir / "manifest.csv", dtype=str)
+    (out / "labels").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for _, row in df.iterrows():
+        label = np.asarray(Image.open(data_dir / row["label"]))
+        for k in range(copies):
+            sid = f"{row['sample_id']}_aug{k}"
+            Image.fromarray(np.roll(label, k, axis=1)).save(out / "labels" / f"{sid}.png")
+            rows.append({"sample_id": sid, "source_sample_id": row["sample_id"], "patient_id": row["patient_id"],
+                         "split": row["split"], "copy": k, "label": str(out / "labels" / f"{sid}.png"),
+                         "source_label": str(data_dir / row["label"]), "real_image": str(data_dir / row["image"])})
+    write_manifest(pd.DataFrame(rows), out / "manifest.csv")
+    return out / "manifest.csv"
+
+
+def deep_update(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        out[key] = deep_update(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def tiny_config(tmp: Path | None = None, variant: str = "bmaps", **sections) -> dict:
+    """The resolved config of dataset ``tiny`` (TINY over the default config, then ``sections``).
+
+    With ``tmp``, also writes the unresolved config to ``tmp/config.yaml`` (for the CLI).
+    """
+    raw = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    raw = deep_update(raw, TINY)
+    raw = deep_update(raw, sections)
+    raw["device"] = "cpu"
+    raw["datasets"] = {"tiny": {"format": "camus", "source": {"path": "unused"}, "img_size": 16,
+                                "labels": {"background": 0, "blob": 1}, "probe": "convex"}}
+    cfg = validate_config(raw)
+    if tmp is not None:
+        (tmp / "config.yaml").write_text(yaml.safe_dump(raw))
+        assert load_config(tmp / "config.yaml") == cfg
+    return resolve(cfg, "tiny", variant)
