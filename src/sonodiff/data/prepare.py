@@ -1,0 +1,248 @@
+"""Convert a raw dataset into the prepared-dataset contract (``results/data/{dataset}/``).
+
+Steps per 2D sample: intensities to uint8 (:func:`sonodiff.data.units.to_uint8`), optional
+zero-padding to a square (centred), resize to ``img_size`` (image: Pillow bilinear, which
+low-pass filters when shrinking; labels: nearest), raw label values -> prepared ids
+(:class:`~sonodiff.data.labels.LabelSpec`), and the sector label K+1 where the thresholded image
+(:mod:`sonodiff.data.sector`) holds no structure. Splits are patient-level
+(:mod:`sonodiff.data.split`).
+
+Output (written into a temporary folder, then moved into place; ``manifest.csv`` and
+``dataset.json`` last, so a reader never sees a manifest without its files)::
+
+    manifest.csv   sample_id, patient_id, split, view, phase, slice_index, image, label,
+                   source_file (+ class for BUSI)
+    images/<sample_id>.png   uint8, img_size x img_size
+    labels/<sample_id>.png   uint8 prepared ids (labeled datasets only)
+    sector.png     dataset sector (255 inside): majority vote over the training images
+    dataset.json   name, format, img_size, labels, structures, sector_id, probe, counts
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tqdm import tqdm
+
+from sonodiff.data import busi, camus, folder, segthy
+from sonodiff.data.labels import LabelSpec
+from sonodiff.data.sector import add_sector_label, majority_mask, sector_mask
+from sonodiff.data.split import SPLITS, carve_validation, seeded_split
+from sonodiff.data.units import Unit, load_unit
+from sonodiff.errors import InputError
+from sonodiff.io import write_json
+from sonodiff.manifest import DATASET_COLUMNS, write_manifest
+
+log = logging.getLogger(__name__)
+
+#: Converters by ``format``: ``list_units(raw_dir, data_config) -> list[Unit]``.
+FORMATS: dict[str, Callable[[Path, dict], list[Unit]]] = {
+    "camus": camus.list_units,
+    "segthy": segthy.list_units,
+    "busi": busi.list_units,
+    "folder": folder.list_units,
+}
+
+
+def register_format(name: str, list_units: Callable[[Path, dict], list[Unit]]) -> None:
+    """Add a converter (a dataset format) without editing this module."""
+    FORMATS[name] = list_units
+
+
+def list_dataset(raw: str | Path, data: Mapping, spec: LabelSpec) -> list[Unit]:
+    """The units of a raw dataset, checked for duplicate ids; unlabeled units dropped if labeled."""
+    raw = Path(raw)
+    if not raw.is_dir():
+        raise InputError(raw, "raw dataset folder not found")
+    fmt = data["format"]
+    if fmt not in FORMATS:
+        raise InputError("config key format", f"unknown dataset format {fmt!r}")
+    units = FORMATS[fmt](raw, dict(data))
+    seen: dict[str, Unit] = {}
+    for u in units:
+        if u.key in seen:
+            raise InputError(u.image, f"patient/sample id {u.key} appears twice (also {seen[u.key].image})")
+        seen[u.key] = u
+    if spec.labeled:
+        unlabeled = [u for u in units if not u.labels]
+        if unlabeled:
+            log.warning("%d images without label maps skipped (e.g. %s)", len(unlabeled), unlabeled[0].image)
+        units = [u for u in units if u.labels]
+    else:
+        units = [Unit(**{**u.__dict__, "labels": (), "merge_masks": False}) for u in units]
+    if not units:
+        raise InputError(raw, f"no {fmt} images found")
+    return units
+
+
+def assign_splits(units: list[Unit], data: Mapping, split_cfg: Mapping) -> dict[str, str]:
+    """Patient -> split: the official split where there is one and ``official_split`` is on,
+    training patients of a ``train+val`` official split carved with ``val / (train + val)``;
+    else the seeded split of ``split.fractions`` (stratified by ``class`` where units have one)."""
+    patients = sorted({u.patient_id for u in units})
+    fractions, seed = split_cfg["fractions"], int(split_cfg["seed"])
+    official = {u.patient_id: u.official_split for u in units}
+    if data.get("official_split", True) and all(official.values()):
+        for u in units:
+            if u.official_split != official[u.patient_id]:
+                raise InputError(u.image, f"patient id {u.patient_id} appears in two official splits")
+        out = {p: s for p, s in official.items() if s != "train+val"}
+        pool = [p for p, s in official.items() if s == "train+val"]
+        if pool:
+            f_train, f_val = float(fractions["train"]), float(fractions["val"])
+            out.update(carve_validation(pool, f_val / (f_train + f_val) if f_train + f_val else 0.0, seed))
+        return out
+    strata = {u.patient_id: u.extra["class"] for u in units if "class" in u.extra} or None
+    return seeded_split(patients, fractions, seed, strata)
+
+
+def pad_to_square(arr: np.ndarray) -> np.ndarray:
+    """Zero-pad the shorter axis (centred) so that ``H == W``."""
+    h, w = arr.shape
+    size = max(h, w)
+    top, left = (size - h) // 2, (size - w) // 2
+    out = np.zeros((size, size), dtype=arr.dtype)
+    out[top:top + h, left:left + w] = arr
+    return out
+
+
+def resize_image(image: np.ndarray, size: int) -> np.ndarray:
+    """uint8 image to ``size x size``, Pillow bilinear (antialiased when shrinking)."""
+    if image.shape == (size, size):
+        return image
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR))
+
+
+def resize_label(label: np.ndarray, size: int) -> np.ndarray:
+    """uint8 label map to ``size x size``, nearest neighbour."""
+    if label.shape == (size, size):
+        return label
+    return np.asarray(Image.fromarray(label).resize((size, size), Image.Resampling.NEAREST))
+
+
+def convert_sample(image: np.ndarray, label: np.ndarray | None, spec: LabelSpec, data: Mapping,
+                   ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """One 2D sample to ``(image, prepared ids or None, sector mask)`` at ``img_size``."""
+    size = int(data["img_size"])
+    ids = spec.remap(label) if label is not None else None
+    if data.get("pad_square", False):
+        image = pad_to_square(image)
+        ids = pad_to_square(ids) if ids is not None else None
+    image = resize_image(image, size)
+    ids = resize_label(ids, size) if ids is not None else None
+    sector = sector_mask(image, float(data.get("sector_threshold", 0.02)))
+    if ids is not None:
+        sector |= ids > 0
+        if spec.sector_id is not None:
+            ids = add_sector_label(ids, sector, spec.sector_id)
+    return image, ids, sector
+
+
+def _save_png(arr: np.ndarray, path: Path) -> None:
+    Image.fromarray(np.ascontiguousarray(arr, dtype=np.uint8)).save(path, compress_level=1)
+
+
+def _install(tmp: Path, out_dir: Path, names: list[str]) -> None:
+    for stale in ("manifest.csv", "dataset.json"):
+        (out_dir / stale).unlink(missing_ok=True)
+    for name in names:
+        dst = out_dir / name
+        if dst.is_dir():
+            shutil.rmtree(dst)
+        elif dst.exists():
+            dst.unlink()
+        os.replace(tmp / name, dst)
+
+
+def prepare_dataset(raw: str | Path, out_dir: str | Path, cfg: Mapping, progress: bool = True) -> dict:
+    """Convert ``raw`` into the prepared dataset in ``out_dir``; return ``dataset.json``'s content.
+
+    ``cfg`` is the resolved job config (:func:`sonodiff.config.resolve`). Raises
+    :class:`InputError` for bad input and then leaves nothing new in ``out_dir``.
+    """
+    raw, out_dir = Path(raw), Path(out_dir)
+    data, name = cfg["data"], cfg["dataset"]
+    spec = LabelSpec.from_config(data["labels"], data.get("sector_label", True),
+                                 where=f"config key datasets.{name}.labels")
+    units = list_dataset(raw, data, spec)
+    splits = assign_splits(units, data, cfg["split"])
+    size = int(data["img_size"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=out_dir))
+    try:
+        (tmp / "images").mkdir()
+        if spec.labeled:
+            (tmp / "labels").mkdir()
+        rows, ids_seen = [], set()
+        votes = {"train": np.zeros((size, size), np.int64), "all": np.zeros((size, size), np.int64)}
+        counts = {"train": 0, "all": 0}
+        for unit in tqdm(units, desc=f"prepare {name}", unit="file", disable=not progress):
+            split = splits[unit.patient_id]
+            for sample in load_unit(unit, spec, data):
+                if sample.sample_id in ids_seen:
+                    raise InputError(unit.image, f"sample id {sample.sample_id} appears twice")
+                ids_seen.add(sample.sample_id)
+                image, ids, sector = convert_sample(sample.image, sample.label, spec, data)
+                _save_png(image, tmp / "images" / f"{sample.sample_id}.png")
+                if ids is not None:
+                    _save_png(ids, tmp / "labels" / f"{sample.sample_id}.png")
+                for key in ("all", "train") if split == "train" else ("all",):
+                    votes[key] += sector
+                    counts[key] += 1
+                row = {
+                    "sample_id": sample.sample_id, "patient_id": unit.patient_id, "split": split,
+                    "view": unit.view, "phase": unit.phase, "slice_index": sample.slice_index,
+                    "image": out_dir / "images" / f"{sample.sample_id}.png",
+                    "label": out_dir / "labels" / f"{sample.sample_id}.png" if ids is not None else "",
+                    "source_file": unit.image,
+                }
+                rows.append({**row, **unit.extra})
+        if not rows:
+            raise InputError(raw, "no 2D samples left after slicing")
+        key = "train" if counts["train"] else "all"
+        dataset_sector = majority_mask(votes[key], counts[key])
+        if not dataset_sector.any():
+            raise InputError(f"config key datasets.{name}.sector_threshold",
+                             "the dataset sector is empty; lower the threshold")
+        _save_png(dataset_sector.astype(np.uint8) * 255, tmp / "sector.png")
+        df = pd.DataFrame(rows)
+        extra = [c for c in df.columns if c not in DATASET_COLUMNS]
+        df = df[list(DATASET_COLUMNS) + extra]
+        df["slice_index"] = df["slice_index"].astype("Int64")
+        info = dataset_info(name, data, spec, df)
+        _install(tmp, out_dir, ["images", "sector.png"] + (["labels"] if spec.labeled else []))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    write_manifest(df, out_dir / "manifest.csv")
+    write_json(out_dir / "dataset.json", info)
+    log.info("%s: %s", name, info["counts"])
+    return info
+
+
+def dataset_info(name: str, data: Mapping, spec: LabelSpec, df: pd.DataFrame) -> dict:
+    """The content of ``dataset.json``."""
+    counts: dict[str, int] = {}
+    for split in SPLITS:
+        part = df[df["split"] == split]
+        counts[split] = int(len(part))
+        counts[f"patients_{split}"] = int(part["patient_id"].nunique())
+    if counts["train"] == 0 or counts["val"] == 0 or counts["test"] == 0:
+        log.warning("%s: a split is empty (%s)", name, counts)
+    return {
+        "name": name,
+        "format": data["format"],
+        "img_size": int(data["img_size"]),
+        "labels": spec.ids,
+        "structures": spec.structures,
+        "sector_id": spec.sector_id,
+        "probe": {"type": data.get("probe", "convex")},
+        "counts": counts,
+    }
