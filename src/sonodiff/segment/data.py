@@ -1,0 +1,136 @@
+"""Training, validation and test sets of the segmentation check, one per training source.
+
+Sources (config ``segment.sources``):
+
+- ``real``: prepared rows of split ``train`` train, rows of split ``val`` validate.
+- ``synthetic_<variant>``: the samples of that variant
+  (``results/samples/{dataset}/{variant}/manifest.csv``), each synthetic image paired with the
+  augmented label map it was sampled from (``label`` column); rows of train-split patients
+  train, rows of val-split patients validate (Echo from noise, section 2.2: 8000 + 1000 maps).
+- ``real+synthetic_<variant>``: both, concatenated per split.
+
+The test set is always the real test split of the prepared dataset, for every source.
+A set is a DataFrame with columns :data:`SET_COLUMNS`; :class:`PngSegmentationSet` reads it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from sonodiff.errors import InputError
+from sonodiff.manifest import read_manifest
+from sonodiff.segment.sources import parse_source
+
+SET_COLUMNS = ("sample_id", "patient_id", "split", "image", "label", "origin")
+
+
+def read_prepared(manifest: str | Path) -> pd.DataFrame:
+    """Read a prepared dataset's manifest and check that no patient is in two splits."""
+    df = read_manifest(manifest, required=["sample_id", "patient_id", "split", "image", "label"])
+    splits = df.groupby("patient_id")["split"].nunique()
+    shared = sorted(splits.index[splits > 1])
+    if shared:
+        raise InputError(manifest, f"patients in more than one split: {', '.join(shared)}")
+    return df
+
+
+def read_samples(manifest: str | Path) -> pd.DataFrame:
+    """Read a samples manifest (synthetic image, the label map it came from, patient, split)."""
+    return read_manifest(manifest, required=["sample_id", "image", "label", "patient_id", "split"])
+
+
+def _as_set(df: pd.DataFrame, origin: str) -> pd.DataFrame:
+    out = df.loc[:, ["sample_id", "patient_id", "split", "image", "label"]].copy()
+    out["origin"] = origin
+    return out.reset_index(drop=True)
+
+
+def build_sets(prepared_manifest: str | Path, source: str,
+               samples_manifests: Mapping[str, str | Path] | None = None) -> dict[str, pd.DataFrame]:
+    """The ``train``, ``val`` and ``test`` sets of one source (module docstring).
+
+    ``samples_manifests`` maps a variant to its samples manifest. Synthetic rows are assigned to
+    train or val by their patient's split in the prepared manifest; a synthetic row whose patient
+    is not a train or val patient there is an error naming the patients.
+    """
+    src = parse_source(source)
+    prepared = read_prepared(prepared_manifest)
+    patient_split = prepared.groupby("patient_id")["split"].first()
+    parts: dict[str, list[pd.DataFrame]] = {"train": [], "val": []}
+    if src.real:
+        for split in parts:
+            parts[split].append(_as_set(prepared[prepared["split"] == split], "real"))
+    if src.variant is not None:
+        path = (samples_manifests or {}).get(src.variant)
+        if path is None:
+            raise InputError(f"segment source {source}", f"no samples manifest for variant {src.variant!r}")
+        samples = read_samples(path)
+        home = samples["patient_id"].map(patient_split).fillna("unknown")
+        bad = sorted(set(samples.loc[~home.isin(["train", "val"]), "patient_id"]))
+        if bad:
+            raise InputError(path, f"samples of patients that are not train or val patients of "
+                                   f"{prepared_manifest}: {', '.join(bad)}")
+        samples = samples.assign(split=home.to_numpy())
+        for split in parts:
+            parts[split].append(_as_set(samples[samples["split"] == split], f"synthetic_{src.variant}"))
+    sets = {split: pd.concat(dfs, ignore_index=True) for split, dfs in parts.items()}
+    sets["test"] = _as_set(prepared[prepared["split"] == "test"], "real")
+    for split, df in sets.items():
+        if df.empty:
+            raise InputError(prepared_manifest, f"segment source {source}: the {split} set is empty")
+    return sets
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """A grayscale PNG as a uint8 (H, W) array."""
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("L"), dtype=np.uint8)
+    except (OSError, ValueError) as err:
+        raise InputError(path, f"unreadable image ({err})") from err
+
+
+def load_label(path: str | Path, num_classes: int) -> np.ndarray:
+    """A label PNG of prepared ids as a uint8 (H, W) array; ids must be below ``num_classes``."""
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im, dtype=np.uint8)
+    except (OSError, ValueError) as err:
+        raise InputError(path, f"unreadable label map ({err})") from err
+    if arr.ndim != 2:
+        raise InputError(path, f"label map must be single-channel, has shape {arr.shape}")
+    if arr.size and int(arr.max()) >= num_classes:
+        raise InputError(path, f"label id {int(arr.max())} outside the {num_classes} prepared classes")
+    return arr
+
+
+class PngSegmentationSet(torch.utils.data.Dataset):
+    """Pairs (image, label) read lazily from a set's PNG paths.
+
+    Returns ``image`` float32 (1, H, W) = uint8 / 255 in [0, 1] and ``label`` int64 (1, H, W).
+    Images and labels must both be ``img_size`` square.
+    """
+
+    def __init__(self, table: pd.DataFrame, num_classes: int, img_size: int):
+        self.table = table.reset_index(drop=True)
+        self.num_classes = int(num_classes)
+        self.img_size = int(img_size)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        row = self.table.iloc[i]
+        image = load_image(row["image"])
+        label = load_label(row["label"], self.num_classes)
+        for name, arr in (("image", image), ("label", label)):
+            if arr.shape != (self.img_size, self.img_size):
+                raise InputError(row[name], f"{name} is {arr.shape}, expected ({self.img_size}, {self.img_size})")
+        return (torch.from_numpy(image.astype(np.float32) / 255.0)[None],
+                torch.from_numpy(label.astype(np.int64))[None])

@@ -1,0 +1,15 @@
+"""Rule check_leakage: fail the DAG if a test patient reaches augmentation, samples or training sets."""
+
+from sonodiff.io import write_text
+from sonodiff.rule import run_rule
+from sonodiff.segment.leakage import check_leakage
+
+
+def main(smk):
+    samples = dict(zip(smk.params.variants, smk.input.samples))
+    report = check_leakage(smk.input.manifest, smk.input.augmented, samples, smk.params.sources)
+    print(report, end="")
+    write_text(smk.output[0], report)
+
+
+run_rule(snakemake, main)  # noqa: F821 (injected by Snakemake)

@@ -1,0 +1,13 @@
+"""Rule segmentation_table: the table in Echo from noise's table-1 layout and contour figures."""
+
+from sonodiff.report.segmentation_table import write_segmentation_table
+from sonodiff.rule import run_rule
+from sonodiff.segment.figures import segment_figures
+
+
+def main(smk):
+    write_segmentation_table(smk.input.metrics, smk.output.csv, smk.output.md, smk.output.tex)
+    segment_figures(smk.params.layout)
+
+
+run_rule(snakemake, main)  # noqa: F821 (injected by Snakemake)
