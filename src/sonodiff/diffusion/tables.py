@@ -9,10 +9,10 @@ State (independent of batch size and channels):
   weights (h00, h10 h, h01, h11 h).
 
 Nodes are the depth map's distinct values (with 0 and 1) when there are at most ``max_nodes`` of
-them; a lookup is then exact. Otherwise they are a uniform grid of ``max_nodes`` points and a pixel's
-value is the cubic Hermite interpolant of the exact values and derivatives at the two nodes
-around it (error <= h^4/384 max|f''''|, checked at construction against exact values at the
-interval midpoints, where that error peaks).
+them; a lookup is then exact. Otherwise they are a uniform grid (``max_nodes`` points, refined
+if needed) and a pixel's value is the cubic Hermite interpolant of the exact values and
+derivatives at the two nodes around it (error <= h^4/384 max|f''''|, checked at construction
+against exact values at the interval midpoints, where that error peaks, to INTERP_TOL).
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ import numpy as np
 import torch
 
 from sonodiff.diffusion.schedules import log_bbar_tables
+from sonodiff.errors import InputError
 
 #: Largest accepted interpolation error of log Bbar (checked at construction).
-INTERP_TOL = 1e-9
+INTERP_TOL = 1e-8
 
 
 class DepthTable:
@@ -45,36 +46,47 @@ class DepthTable:
     def build(
         cls, depth: torch.Tensor, profile: np.ndarray, b_min: float, max_nodes: int = 513
     ) -> "DepthTable":
-        """Tabulate log Bbar_t(d) = sum_{s<=t} log B_s(d) for ``depth`` (H, W) in [0, 1]."""
+        """Tabulate log Bbar_t(d) = sum_{s<=t} log B_s(d) for ``depth`` (H, W) in [0, 1].
+
+        Exact nodes when the map has at most ``max_nodes`` distinct values; otherwise a uniform
+        grid, refined (doubled, at most twice) until the interpolation error <= INTERP_TOL; a
+        b_min so small that 4 (max_nodes - 1) + 1 nodes do not suffice (below ~0.05) is refused.
+        """
         d = depth.detach().cpu().double().numpy()
         distinct = np.unique(np.concatenate([d.ravel(), [0.0, 1.0]]))
         if len(distinct) <= max_nodes:
-            nodes = distinct
-            index = np.searchsorted(nodes, d)
-            weights = None
-        else:
-            nodes = np.linspace(0.0, 1.0, max_nodes)
-            pos = d * (max_nodes - 1)
-            index = np.minimum(np.floor(pos).astype(np.int64), max_nodes - 2)
-            weights = _hermite_weights(pos - index, 1.0 / (max_nodes - 1))
-        log_bbar, dlog_bbar = log_bbar_tables(profile, nodes, b_min)
-        table = cls(
-            torch.from_numpy(log_bbar),
-            torch.from_numpy(dlog_bbar),
-            torch.from_numpy(np.asarray(index, dtype=np.int64)),
-            None if weights is None else torch.from_numpy(weights),
+            log_bbar, dlog_bbar = log_bbar_tables(profile, distinct, b_min)
+            return cls(*_tensors(log_bbar, dlog_bbar, np.searchsorted(distinct, d)), None)
+        n = max_nodes
+        for _ in range(3):
+            table = cls._on_grid(d, profile, b_min, n)
+            err = table._midpoint_error(profile, b_min)
+            if err <= INTERP_TOL:
+                return table
+            n = 2 * n - 1
+        raise InputError(
+            "diffusion.b_min",
+            f"{b_min} is too small to tabulate B-maps to {INTERP_TOL:.0e} "
+            f"(error {err:.1e} with {table.num_nodes} depth nodes); use b_min >= 0.1",
         )
-        if weights is not None:
-            mid = (nodes[:-1] + nodes[1:]) / 2
-            exact, _ = log_bbar_tables(profile, mid, b_min)
-            w = torch.from_numpy(_hermite_weights(np.full(len(mid), 0.5), nodes[1] - nodes[0]))
-            approx = table._interpolate(slice(None), torch.arange(len(mid)), w).numpy()
-            err = float(np.abs(approx - exact).max())
-            if err > INTERP_TOL:
-                raise AssertionError(
-                    f"depth interpolation error {err:.2e} > {INTERP_TOL:.0e}: raise depth_nodes"
-                )
-        return table
+
+    @classmethod
+    def _on_grid(cls, d: np.ndarray, profile: np.ndarray, b_min: float, n: int) -> "DepthTable":
+        """Tables on n uniform nodes in [0, 1]; each pixel gets its interval and Hermite weights."""
+        pos = d * (n - 1)
+        index = np.minimum(np.floor(pos).astype(np.int64), n - 2)
+        log_bbar, dlog_bbar = log_bbar_tables(profile, np.linspace(0.0, 1.0, n), b_min)
+        weights = torch.from_numpy(_hermite_weights(pos - index, 1.0 / (n - 1)))
+        return cls(*_tensors(log_bbar, dlog_bbar, index), weights)
+
+    def _midpoint_error(self, profile: np.ndarray, b_min: float) -> float:
+        """Largest |interpolated - exact| log Bbar at the interval midpoints (where the cubic
+        Hermite error s^2 (1 - s)^2 h^4 |f''''| / 24 peaks)."""
+        n = self.num_nodes
+        exact, _ = log_bbar_tables(profile, (np.arange(n - 1) + 0.5) / (n - 1), b_min)
+        w = torch.from_numpy(_hermite_weights(np.full(n - 1, 0.5), 1.0 / (n - 1)))
+        approx = self._interpolate(slice(None), torch.arange(n - 1), w).numpy()
+        return float(np.abs(approx - exact).max())
 
     @property
     def num_steps(self) -> int:
@@ -122,6 +134,15 @@ class DepthTable:
         if self.weights is not None:
             tensors.append(self.weights)
         return sum(x.numel() * x.element_size() for x in tensors)
+
+
+def _tensors(log_bbar: np.ndarray, dlog_bbar: np.ndarray, index: np.ndarray):
+    """(log_bbar, dlog_bbar, index) as torch tensors (float64, float64, int64)."""
+    return (
+        torch.from_numpy(log_bbar),
+        torch.from_numpy(dlog_bbar),
+        torch.from_numpy(np.asarray(index, dtype=np.int64)),
+    )
 
 
 def _hermite_weights(s: np.ndarray, h: float) -> np.ndarray:
