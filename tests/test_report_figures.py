@@ -127,3 +127,80 @@ def test_table_html_shows_every_cell_and_marks_published(tmp_path):
     with pytest.raises(InputError):
         render_table_file(tmp_path / "absent.csv", tmp_path / "u.html", "U")
     assert not (tmp_path / "u.html").exists()
+
+
+# ----------------------------------------------------------------------------- from the results tree
+
+@pytest.fixture(scope="module")
+def tiny_tree(tmp_path_factory, default_config):
+    from report_tree import make_results_tree
+
+    cfg = json.loads(json.dumps(default_config))
+    for ds in cfg["datasets"].values():
+        ds["img_size"] = 16
+    cfg["model"].update(channels=[8, 8], attention_levels=[False, False], num_head_channels=8, norm_num_groups=4)
+    cfg["diffusion"]["num_steps"] = 20
+    cfg["sample"]["steps"] = "ddim5"
+    root = tmp_path_factory.mktemp("tree")
+    return cfg, make_results_tree(root, cfg)
+
+
+def test_dataset_figures_from_the_results_tree(tiny_tree, tmp_path):
+    from sonodiff.report.dataset_figures import qualitative_rows, render_dataset_figures
+    from sonodiff.manifest import read_manifest
+
+    cfg, results = tiny_tree
+    for d in sorted(cfg["datasets"]):           # one convex, one linear probe
+        samples = {v: results / "samples" / d / v / "manifest.csv" for v in ("baseline", "bmaps")}
+        outs = {k: tmp_path / d / f"{k}.png" for k in ("qualitative", "training", "depth_profile")}
+        grids = {v: tmp_path / d / f"grid_{v}.png" for v in samples}
+        render_dataset_figures(dataset=d, data_dir=results / "data" / d, samples=samples,
+                               train_logs={v: results / "models" / d / v / "train_log.csv" for v in samples},
+                               outputs=outs, sample_grids=grids, n_examples=2, n_grid=4)
+        for p in list(outs.values()) + list(grids.values()):
+            assert _png_size(p)[0] > 100
+        frames = {v: read_manifest(p) for v, p in samples.items()}
+        rows, cols = qualitative_rows(frames, 3, sector_id=None)
+        assert cols == ["label map", "baseline", "B-maps", "real"] and len(rows) == 3
+        # the row's real image is the one paired with the label map in the manifest
+        key = sorted(set(frames["baseline"].query("split == 'val'")["sample_id"]))[0]
+        rec = frames["baseline"].set_index("sample_id").loc[key]
+        np.testing.assert_allclose(rows[0][-1], F.load_gray(rec["real_image"]))
+        np.testing.assert_allclose(rows[0][1], F.load_gray(rec["image"]))
+        np.testing.assert_allclose(rows[0][2], F.load_gray(frames["bmaps"].set_index("sample_id").loc[key, "image"]))
+
+
+def test_process_and_reverse_figures_from_the_results_tree(tiny_tree, tmp_path):
+    from sonodiff.config import resolve
+    from sonodiff.report.paper_figures import render_process_figures, render_reverse_from_files
+
+    cfg, results = tiny_tree
+    d = "phantom_camus"
+    render_process_figures(resolve(cfg, d, "bmaps"), results / "data" / d, tmp_path / "b.png", tmp_path / "f.png")
+    assert _png_size(tmp_path / "b.png")[0] > 100 and _png_size(tmp_path / "f.png")[0] > 100
+    models = {v: results / "models" / d / v / "model.pt" for v in ("baseline", "bmaps")}
+    out = render_reverse_from_files(models, results / "data" / d, tmp_path / "r.png", d, num_snapshots=4,
+                                    device="cpu")
+    w, h = _png_size(out)
+    assert w > 1.5 * h                        # 2 rows (variants) of 1 + 4 columns
+
+
+def test_reverse_snapshots_start_from_the_same_noise_and_end_at_x0(tiny_tree):
+    import torch
+
+    from sonodiff.report.paper_figures import load_trained, reverse_snapshots
+
+    cfg, results = tiny_tree
+    d = "phantom_camus"
+    lab = np.asarray(Image.open(sorted((results / "data" / d / "labels").iterdir())[0]), dtype=np.int64)
+    out = {}
+    for v in ("baseline", "bmaps"):
+        model, mcfg, depth = load_trained(results / "models" / d / v / "model.pt", torch.device("cpu"))
+        out[v] = reverse_snapshots(model, mcfg, depth, lab, 4, torch.device("cpu"), seed=0)
+    names, frames = out["bmaps"]
+    assert names[-1] == "x_0" and len(names) == frames.shape[0] == 4
+    assert names[0] >= 15 and all(a > b for a, b in zip(names[:-2], names[1:-1]))  # from x_T down
+    np.testing.assert_allclose(out["baseline"][1][0], frames[0])   # same x_T for both variants
+    assert np.abs(frames[-1]).max() <= 1.0 + 1e-6                  # clipped x_0
+    with pytest.raises(InputError):
+        load_trained(results / "nope.pt", torch.device("cpu"))

@@ -8,7 +8,6 @@ figs. 1-2) to :mod:`sonodiff.diffusion.figures`.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -19,8 +18,6 @@ from sonodiff.errors import InputError
 from sonodiff.io import read_json
 from sonodiff.manifest import read_manifest
 from sonodiff.report import figures as F
-
-log = logging.getLogger(__name__)
 
 #: Column titles of the qualitative grid for the usual variant names (others keep their name).
 VARIANT_TITLES = {"baseline": "baseline", "bmaps": "B-maps"}
@@ -46,19 +43,6 @@ def _preferred_split(df: pd.DataFrame, split: str = "val") -> pd.DataFrame:
 
 def _has_paths(df: pd.DataFrame, column: str) -> bool:
     return column in df.columns and bool((df[column].astype(str) != "").all())
-
-
-def dataset_depth_map(info: Mapping[str, Any], sector: np.ndarray) -> np.ndarray:
-    """The depth map d(p) in [0, 1] the diffusion uses for this dataset (0 outside the sector)."""
-    from sonodiff.diffusion import depth_from_sector_mask, linear_depth
-
-    probe = info.get("probe", {}).get("type", "linear") if isinstance(info.get("probe"), Mapping) else info.get("probe")
-    if probe == "convex":
-        depth = depth_from_sector_mask(np.asarray(sector) > 0)
-    else:
-        h, w = sector.shape
-        depth = linear_depth(h, w)
-    return np.asarray(depth.detach().cpu() if hasattr(depth, "detach") else depth, dtype=np.float64)
 
 
 def qualitative_rows(samples: Mapping[str, pd.DataFrame], n: int, sector_id: int | None,
@@ -149,25 +133,28 @@ def render_depth_from_files(samples: Mapping[str, str | Path], depth: np.ndarray
     return F.render_depth_profile(profiles, out, title=title)
 
 
-def render_dataset_figures(*, dataset: str, info_path: str | Path, manifest_path: str | Path,
-                           sector_path: str | Path, samples: Mapping[str, str | Path],
+def render_dataset_figures(*, dataset: str, data_dir: str | Path, samples: Mapping[str, str | Path],
                            train_logs: Mapping[str, str | Path], outputs: Mapping[str, str | Path],
                            sample_grids: Mapping[str, str | Path], n_examples: int = 4,
                            n_grid: int = 16) -> None:
     """All sample-based figures of one dataset.
 
-    ``outputs`` holds the paths ``qualitative``, ``depth_profile`` and ``training``;
-    ``sample_grids`` one path per variant.
+    ``data_dir`` is the prepared dataset; ``outputs`` holds the paths ``qualitative``,
+    ``depth_profile`` and ``training``; ``sample_grids`` one path per variant. The depth map is
+    the one the diffusion used (:func:`sonodiff.train.data.depth_map`).
     """
-    info = read_json(info_path)
-    sector = F.load_gray(sector_path)
-    data = read_manifest(manifest_path, required=["sample_id", "split", "image"])
+    from sonodiff.train.data import depth_map
+
+    data_dir = Path(data_dir)
+    info = read_json(data_dir / "dataset.json")
+    sector = F.load_gray(data_dir / "sector.png")
+    data = read_manifest(data_dir / "manifest.csv", required=["sample_id", "split", "image"])
     real_val = sorted(_preferred_split(data)["image"])
     render_qualitative_from_files(samples, outputs["qualitative"], dataset, info, n_examples, real_val)
     for variant, path in samples.items():
         render_sample_grid_from_file(path, sample_grids[variant], f"{dataset}: {variant_title(variant)} samples",
                                      info.get("sector_id"), n_grid)
     render_training_from_files(train_logs, outputs["training"], f"{dataset}: training")
-    depth = dataset_depth_map(info, sector)
+    depth = depth_map(data_dir).numpy().astype(np.float64)
     render_depth_from_files(samples, depth, sector, outputs["depth_profile"],
                             f"{dataset}: mean intensity against depth", real_val)

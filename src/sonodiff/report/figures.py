@@ -151,14 +151,14 @@ def render_qualitative_grid(rows: Sequence[Sequence[np.ndarray]], columns: Seque
     return render_image_grid(cells, path, ncols=len(columns), title=title, col_titles=list(columns))
 
 
-def render_reverse_figure(snapshots: Mapping[str, np.ndarray], steps: Sequence[int], path: str | Path,
+def render_reverse_figure(snapshots: Mapping[str, np.ndarray], steps: Sequence[int | str], path: str | Path,
                           title: str | None = None, label_map: np.ndarray | None = None) -> Path:
     """Reverse-process snapshots (Domínguez et al. fig. 3): one row per variant, one column per
     snapshot along the chain (from pure noise at the left to x_0 at the right).
 
     ``snapshots[name]`` is (K, H, W) in the model's range [-1, 1]; it is shown as (x + 1) / 2.
-    ``steps`` names the K columns (the diffusion step of each snapshot). An optional label map is
-    drawn as an extra first column.
+    ``steps`` names the K columns (a diffusion step t, or a string such as ``"x_0"``). A label map is
+    optionally drawn as an extra first column.
     """
     names = list(snapshots)
     if not names:
@@ -173,7 +173,8 @@ def render_reverse_figure(snapshots: Mapping[str, np.ndarray], steps: Sequence[i
         if label_map is not None:
             cells.append(label_map if label_map.ndim == 3 else colorize_labels(label_map))
         cells += [np.clip((np.asarray(s, dtype=np.float32) + 1.0) / 2.0, 0.0, 1.0) for s in snapshots[name]]
-    col_titles = (["label map"] if extra else []) + [f"t = {s}" for s in steps]
+    col_titles = (["label map"] if extra else []) + [
+        f"t = {s}" if isinstance(s, (int, np.integer)) else str(s) for s in steps]
     return render_image_grid(cells, path, ncols=k + extra, title=title, col_titles=col_titles,
                              row_titles=names)
 
@@ -231,9 +232,11 @@ def depth_profile(images: np.ndarray, depth: np.ndarray, mask: np.ndarray | None
         if sel.any():
             per_image[:, k] = images[:, sel].mean(axis=1)
     centers = 0.5 * (edges[:-1] + edges[1:])
-    with np.errstate(invalid="ignore"):
-        mean = np.nanmean(per_image, axis=0) if np.isfinite(per_image).any() else per_image[0]
-        std = np.nanstd(per_image, axis=0) if np.isfinite(per_image).any() else per_image[0]
+    filled = np.isfinite(per_image).any(axis=0)
+    mean = np.full(bins, np.nan)
+    std = np.full(bins, np.nan)
+    mean[filled] = np.nanmean(per_image[:, filled], axis=0)
+    std[filled] = np.nanstd(per_image[:, filled], axis=0)
     return centers, mean, std
 
 

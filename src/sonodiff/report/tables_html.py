@@ -18,6 +18,13 @@ from sonodiff.errors import InputError
 from sonodiff.io import write_text
 
 PUBLISHED_MARKERS = ("published", "paper")
+#: Page titles of the tables the metrics and segment stages write.
+TABLE_TITLES = {
+    "fid": "Table 1: FID (Inception 1st/2nd max-pool and 2048), baseline vs B-maps",
+    "paired": "Table 2: paired LPIPS, SSIM and PSNR against the real image of each label map",
+    "physics": "Table 3: ultrasound-physics metrics (depth profile, speckle, per-label intensity, gCNR)",
+    "segmentation": "Table 4: U-Net trained on real or synthetic images, Dice on the real test split",
+}
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 1.2em; color: #111; }

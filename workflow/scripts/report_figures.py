@@ -1,0 +1,21 @@
+"""Rule report_figures: one dataset's qualitative grid, sample grids, training curves and depth profile."""
+
+from pathlib import Path
+
+from sonodiff.report.dataset_figures import render_dataset_figures
+from sonodiff.rule import run_rule
+
+
+def main(smk):
+    variants = list(smk.params.variants)
+    render_dataset_figures(
+        dataset=smk.wildcards.dataset,
+        data_dir=Path(smk.input.info).parent,
+        samples=dict(zip(variants, smk.input.samples)),
+        train_logs=dict(zip(variants, smk.input.logs)),
+        outputs={k: smk.output[k] for k in ("qualitative", "training", "depth_profile")},
+        sample_grids=dict(zip(variants, smk.output.samples)),
+    )
+
+
+run_rule(snakemake, main)  # noqa: F821 (injected by Snakemake)
