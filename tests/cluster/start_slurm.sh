@@ -43,7 +43,12 @@ if ! have_slurm; then
 fi
 [ "$(id -u)" = 0 ] || skip "slurmd and munged must be started as root"
 
-# A cluster left over from an earlier run (same STATE_DIR) is stopped first.
+# A cluster left over from an earlier run (this STATE_DIR, or the one named in the slurm.conf
+# an earlier start wrote) is stopped first.
+if [ -f "$CONF_DIR/slurm.conf" ] && grep -qF "$MARK" "$CONF_DIR/slurm.conf"; then
+    old=$(sed -n "1s/.*(state in \(.*\))$/\1/p" "$CONF_DIR/slurm.conf")
+    if [ -n "$old" ] && [ -d "$old/run" ]; then "$HERE/stop_slurm.sh" "$old" >&2 || true; fi
+fi
 if [ -d "$STATE_DIR/run" ]; then
     "$HERE/stop_slurm.sh" "$STATE_DIR" >&2 || true
 fi
