@@ -1,1 +1,127 @@
-# metrics stage: rules added by the metrics work.
+# Metrics stage: pretrained weights (offline), real-set FID statistics, per-variant metrics, tables 1-3.
+
+METRIC_TABLES = ["fid", "paired", "physics"]
+WEIGHTS_STATUS = f"{RESULTS}/metrics/weights.json"
+
+
+def metrics_targets():
+    """The metrics stage's final outputs: tables 1-3 (fid, paired, physics) as CSV, Markdown, LaTeX."""
+    return [f"{RESULTS}/tables/{t}.{ext}" for t in METRIC_TABLES for ext in ("csv", "md", "tex")]
+
+
+def metrics_jsons():
+    """Every dataset's and variant's metrics JSON."""
+    return [f"{RESULTS}/metrics/{d}/{v}.json" for d in DATASETS for v in VARIANTS]
+
+
+def metrics_table_outputs():
+    """Named outputs of make_tables: <table>_<format>."""
+    return {
+        f"{t}_{ext}": f"{RESULTS}/tables/{t}.{ext}"
+        for t in METRIC_TABLES
+        for ext in ("csv", "md", "tex")
+    }
+
+
+def dataset_formats():
+    """Dataset name -> format (maps our datasets to the paper's)."""
+    return {d: config["datasets"][d]["format"] for d in DATASETS}
+
+
+def variant_b_min():
+    """Variant name -> its diffusion.b_min (1 = baseline, < 1 = B-maps)."""
+    return {v: {**config["diffusion"], **config["variants"][v]}["b_min"] for v in VARIANTS}
+
+
+def prepared_sector(wildcards):
+    """The prepared dataset's sector mask (written by prepare_dataset beside dataset.json)."""
+    return f"{RESULTS}/data/{wildcards.dataset}/sector.png"
+
+
+rule fetch_weights:
+    output:
+        WEIGHTS_STATUS,
+    localrule: True
+    params:
+        metrics=config["metrics"],
+    log:
+        f"{RESULTS}/logs/fetch_weights/fetch_weights.log",
+    threads: 1
+    resources:
+        mem_mb=config["resources"]["cpu_mem_mb"],
+        runtime=config["resources"]["runtime"],
+    conda:
+        env("metrics")
+    script:
+        "../scripts/fetch_weights.py"
+
+
+rule real_fid_stats:
+    input:
+        manifest=f"{RESULTS}/data/{{dataset}}/manifest.csv",
+        weights=WEIGHTS_STATUS,
+    output:
+        stats=f"{RESULTS}/metrics/{{dataset}}/real_fid_stats.npz",
+    params:
+        cfg=job_config,
+    log:
+        f"{RESULTS}/logs/real_fid_stats/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/real_fid_stats/{{dataset}}.tsv"
+    threads: config["resources"]["threads"]
+    resources:
+        mem_mb=config["resources"]["gpu_mem_mb"],
+        runtime=config["resources"]["runtime"],
+        gpu=gpu_resources(),
+    conda:
+        env("metrics")
+    script:
+        "../scripts/real_fid_stats.py"
+
+
+rule compute_metrics:
+    input:
+        samples=f"{RESULTS}/samples/{{dataset}}/{{variant}}/manifest.csv",
+        manifest=f"{RESULTS}/data/{{dataset}}/manifest.csv",
+        info=f"{RESULTS}/data/{{dataset}}/dataset.json",
+        stats=f"{RESULTS}/metrics/{{dataset}}/real_fid_stats.npz",
+        weights=WEIGHTS_STATUS,
+    output:
+        json=f"{RESULTS}/metrics/{{dataset}}/{{variant}}.json",
+    params:
+        cfg=job_config,
+        # an input once prepare_dataset declares it as an output; written by the same job as info
+        sector=prepared_sector,
+    log:
+        f"{RESULTS}/logs/compute_metrics/{{dataset}}/{{variant}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/compute_metrics/{{dataset}}/{{variant}}.tsv"
+    threads: config["resources"]["threads"]
+    resources:
+        mem_mb=config["resources"]["gpu_mem_mb"],
+        runtime=config["resources"]["runtime"],
+        gpu=gpu_resources(),
+    conda:
+        env("metrics")
+    script:
+        "../scripts/compute_metrics.py"
+
+
+rule make_tables:
+    input:
+        metrics=metrics_jsons(),
+    output:
+        **metrics_table_outputs(),
+    params:
+        formats=dataset_formats(),
+        b_min=variant_b_min(),
+    log:
+        f"{RESULTS}/logs/make_tables/make_tables.log",
+    threads: 1
+    resources:
+        mem_mb=config["resources"]["cpu_mem_mb"],
+        runtime=config["resources"]["runtime"],
+    conda:
+        env("metrics")
+    script:
+        "../scripts/make_tables.py"

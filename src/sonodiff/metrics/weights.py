@@ -1,0 +1,202 @@
+"""Pretrained weights of the metric networks, offline: where they are, fetching, and what is missing.
+
+Three files are needed:
+
+- ``inception``: pytorch-fid's FID Inception, ``pt_inception-2015-12-05-6726825d.pth``;
+- ``alexnet``: torchvision's AlexNet trunk of LPIPS, ``alexnet-owt-7be5be79.pth``;
+- ``lpips_linear``: LPIPS's calibrated linear layers ``weights/v0.1/alex.pth``, which ship
+  inside the ``lpips`` pip package (never downloaded).
+
+A file is looked up at ``metrics.weights.<name>`` when the config gives a path, else in the
+standard torch hub cache ``torch.hub.get_dir()/checkpoints/<file>`` (where torch and pytorch-fid
+would download it). The ``fetch_weights`` localrule downloads missing files to exactly that
+place ahead of a cluster run (compute nodes often have no internet), checking the SHA-256
+prefix that both projects put in the file names.
+
+When a file is missing, ``metrics.missing_weights`` decides: ``fail`` raises
+:class:`~sonodiff.errors.InputError` naming the file and where to put it; ``na`` makes the
+metrics that need it n/a, with that same sentence as the reason. The networks are never built
+with random weights here: :mod:`sonodiff.metrics.fid` and :mod:`sonodiff.metrics.paired` load
+every parameter from these files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+from sonodiff.errors import InputError
+from sonodiff.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One pretrained weights file: its name, download URL and what needs it."""
+
+    key: str
+    filename: str
+    url: str | None
+    used_by: str
+
+
+WEIGHTS: dict[str, WeightFile] = {
+    "inception": WeightFile(
+        "inception", "pt_inception-2015-12-05-6726825d.pth",
+        "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+        "pt_inception-2015-12-05-6726825d.pth",
+        "FID"),
+    "alexnet": WeightFile(
+        "alexnet", "alexnet-owt-7be5be79.pth",
+        "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+        "LPIPS"),
+    "lpips_linear": WeightFile("lpips_linear", "alex.pth", None, "LPIPS"),
+}
+#: Which files each network-based metric needs.
+NEEDS = {"fid": ("inception",), "lpips": ("alexnet", "lpips_linear")}
+DOWNLOAD_TIMEOUT_S = 30
+
+
+@dataclass(frozen=True)
+class WeightStatus:
+    """Where a weights file is expected, whether it is there, and if not, what to do."""
+
+    key: str
+    filename: str
+    path: str
+    available: bool
+    reason: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def hub_checkpoints() -> Path:
+    """The standard torch hub cache folder of downloaded checkpoints."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def lpips_linear_path() -> Path:
+    """LPIPS v0.1 AlexNet linear-layer weights inside the installed lpips package."""
+    import lpips
+
+    return Path(lpips.__file__).resolve().parent / "weights" / "v0.1" / "alex.pth"
+
+
+def weight_path(metrics_cfg: Mapping, key: str) -> Path:
+    """Where weights ``key`` are expected: the config path, else the torch hub cache."""
+    if key == "lpips_linear":
+        return lpips_linear_path()
+    configured = (metrics_cfg.get("weights") or {}).get(key)
+    return Path(configured).expanduser() if configured else hub_checkpoints() / WEIGHTS[key].filename
+
+
+def weight_status(metrics_cfg: Mapping, key: str) -> WeightStatus:
+    """Whether weights ``key`` are present, with a sentence naming the file and where it goes."""
+    spec = WEIGHTS[key]
+    path = weight_path(metrics_cfg, key)
+    if path.is_file():
+        return WeightStatus(key, spec.filename, str(path), True, "")
+    if key == "lpips_linear":
+        reason = (f"{spec.used_by} needs the lpips package's linear-layer weights {path}, which are "
+                  "missing: reinstall lpips==0.1.4")
+    elif (metrics_cfg.get("weights") or {}).get(key):
+        reason = (f"{spec.used_by} needs {spec.filename}, not found at {path} "
+                  f"(config key metrics.weights.{key}); download it from {spec.url} to that path")
+    else:
+        reason = (f"{spec.used_by} needs {spec.filename}, not found in {path.parent}; put it there "
+                  f"(run the fetch_weights rule on a machine with internet, or download {spec.url}) "
+                  f"or set config key metrics.weights.{key} to a local copy")
+    return WeightStatus(key, spec.filename, str(path), False, reason)
+
+
+def missing_reason(metrics_cfg: Mapping, metric: str) -> str | None:
+    """None when ``metric`` ("fid" or "lpips") has all its weights, else why not.
+
+    With ``metrics.missing_weights: fail`` a missing file raises :class:`InputError` instead.
+    """
+    missing = [s for s in (weight_status(metrics_cfg, k) for k in NEEDS[metric]) if not s.available]
+    if not missing:
+        return None
+    reason = "; ".join(s.reason for s in missing)
+    if metrics_cfg.get("missing_weights", "fail") == "fail":
+        raise InputError(missing[0].path, f"pretrained weights missing: {reason}")
+    return reason
+
+
+def check_all(metrics_cfg: Mapping) -> dict[str, WeightStatus]:
+    """Status of every weights file; raises :class:`InputError` for a missing one under ``fail``."""
+    for metric in NEEDS:
+        missing_reason(metrics_cfg, metric)
+    return {key: weight_status(metrics_cfg, key) for key in WEIGHTS}
+
+
+def _download(url: str, target: Path, hash_prefix: str) -> None:
+    """Download ``url`` to ``target`` atomically; the file's SHA-256 must start with ``hash_prefix``."""
+    digest = hashlib.sha256()
+    with atomic_path(target) as tmp:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(tmp, "wb") as out:
+            while chunk := response.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+        if not digest.hexdigest().startswith(hash_prefix):
+            raise InputError(url, f"downloaded file's SHA-256 {digest.hexdigest()} does not start with {hash_prefix}")
+
+
+def fetch_weights(metrics_cfg: Mapping) -> dict[str, dict]:
+    """Download every missing weights file to where :func:`weight_path` expects it.
+
+    Returns the status of every file (``WeightStatus.to_dict``) after the attempt. A failed
+    download raises :class:`InputError` (file, URL, target and the network error) under
+    ``missing_weights: fail``; under ``na`` it is recorded as the file's reason.
+    """
+    errors: dict[str, str] = {}
+    for key, spec in WEIGHTS.items():
+        status = weight_status(metrics_cfg, key)
+        if status.available or spec.url is None:
+            continue
+        target = Path(status.path)
+        hash_prefix = spec.filename.rsplit("-", 1)[-1].split(".")[0]
+        log.info("downloading %s to %s", spec.url, target)
+        try:
+            _download(spec.url, target, hash_prefix)
+        except (OSError, InputError) as err:  # URLError and timeouts are OSErrors
+            reason = f"download of {spec.filename} from {spec.url} to {target} failed ({err}); " + status.reason
+            if metrics_cfg.get("missing_weights", "fail") == "fail":
+                raise InputError(target, f"cannot fetch pretrained weights: {reason}") from err
+            log.warning("%s", reason)
+            errors[key] = f"download from {spec.url} failed ({err})"
+    result = {key: weight_status(metrics_cfg, key).to_dict() for key in WEIGHTS}
+    for key, error in errors.items():
+        result[key]["download_error"] = error
+    missing = [s for s in result.values() if not s["available"]]
+    if missing and metrics_cfg.get("missing_weights", "fail") == "fail":
+        raise InputError(missing[0]["path"], f"pretrained weights missing: {missing[0]['reason']}")
+    return result
+
+
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a state dict with ``weights_only=True``; a broken file is an :class:`InputError`."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for a broken or foreign file
+        raise InputError(path, f"cannot read weights ({err})") from err
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise InputError(path, "not a state dict of tensors")
+    return dict(state)
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file (records which weights produced a set of statistics)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

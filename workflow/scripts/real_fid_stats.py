@@ -1,0 +1,14 @@
+"""Rule real_fid_stats: Inception statistics of the real validation images (npz)."""
+
+import torch
+
+from sonodiff.metrics.evaluate import write_real_fid_stats
+from sonodiff.rule import run_rule
+
+
+def main(smk):
+    torch.set_num_threads(smk.threads)
+    write_real_fid_stats(smk.input.manifest, smk.params.cfg, smk.output.stats)
+
+
+run_rule(snakemake, main)  # noqa: F821 (injected by Snakemake)
