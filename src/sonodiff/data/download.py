@@ -66,7 +66,7 @@ class _RetryableHTTP(Exception):
 
 
 def download(url: str, dest: str | Path, sha256: str | None = None, *, retries: int = 5,
-             backoff: float = 1.0, timeout: float = 60.0, chunk: int = CHUNK,
+             backoff: float = 1.0, timeout: float = 60.0, chunk: int = 1 << 16,
              progress: bool = True, session: requests.Session | None = None) -> Path:
     """Download ``url`` to ``dest``, resuming ``dest.part`` and verifying ``sha256``.
 
@@ -186,9 +186,9 @@ def _zip_entries(path: Path, zf: zipfile.ZipFile) -> list[tuple[zipfile.ZipInfo,
     entries = []
     for info in zf.infolist():
         rel = _check_name(path, info.filename)
-        mode = info.external_attr >> 16
-        if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-            kind = "a symbolic link" if stat.S_ISLNK(mode) else "a special file"
+        ftype = stat.S_IFMT(info.external_attr >> 16)  # 0 when the zip records no file type
+        if ftype and ftype not in (stat.S_IFREG, stat.S_IFDIR):
+            kind = "a symbolic link" if ftype == stat.S_IFLNK else "a special file"
             raise InputError(path, f"entry {info.filename!r} is {kind}")
         entries.append((info, rel))
     return entries

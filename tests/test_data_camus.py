@@ -1,0 +1,186 @@
+"""CAMUS converter: both releases, official splits, the prepared-dataset contract, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from test_data_factories import CAMUS_LABELS, job_config, write_camus_2019, write_camus_nifti, write_sitk
+
+from sonodiff.data.prepare import prepare_dataset
+from sonodiff.errors import InputError
+from sonodiff.manifest import DATASET_COLUMNS, read_manifest
+
+ENTRY = {"format": "camus", "source": {"path": "unused"}, "img_size": 24, "labels": CAMUS_LABELS,
+         "probe": "convex"}
+
+
+def _prepare(raw, out, **overrides):
+    cfg = job_config("camus", {**ENTRY, **overrides})
+    return prepare_dataset(raw, out, cfg, progress=False)
+
+
+def test_nifti_release_contract(tmp_path):
+    raw = write_camus_nifti(tmp_path / "raw")
+    info = _prepare(raw, tmp_path / "out")
+    out = tmp_path / "out"
+    df = pd.read_csv(out / "manifest.csv", dtype=str, keep_default_na=False)
+    assert list(df.columns) == list(DATASET_COLUMNS)
+    assert len(df) == 6 * 4
+    # Official split read from the subgroup files, whole patients per split.
+    split_of = df.groupby("patient_id")["split"].agg(set)
+    assert all(len(s) == 1 for s in split_of)
+    assert split_of["patient0005"] == {"val"} and split_of["patient0006"] == {"test"}
+    assert {s.pop() for s in split_of[["patient0001", "patient0004"]]} == {"train"}
+    assert set(zip(df.view, df.phase)) == {("2CH", "ED"), ("2CH", "ES"), ("4CH", "ED"), ("4CH", "ES")}
+    assert info["labels"] == {**CAMUS_LABELS, "sector": 4}
+    assert info["structures"] == {"lv_cavity": 1, "myocardium": 2, "left_atrium": 3}
+    assert info["sector_id"] == 4 and info["probe"] == {"type": "convex"}
+    assert info["counts"] == {"train": 16, "patients_train": 4, "val": 4, "patients_val": 1,
+                              "test": 4, "patients_test": 1}
+    assert json.loads((out / "dataset.json").read_text()) == info
+    # Paths are stored relative to the manifest, and resolve to real files.
+    assert not df.image[0].startswith("/")
+    full = read_manifest(out / "manifest.csv", required=DATASET_COLUMNS)
+    image = np.asarray(Image.open(full.image[0]))
+    label = np.asarray(Image.open(full.label[0]))
+    assert image.shape == label.shape == (24, 24) and image.dtype == np.uint8
+    assert set(np.unique(label)) <= {0, 1, 2, 3, 4} and {1, 2, 4} <= set(np.unique(label))
+    # The sector label lies inside the fan: the image is bright there and black outside it.
+    assert image[label == 0].mean() < 20 < image[label == 4].mean()
+    sector = np.asarray(Image.open(out / "sector.png"))
+    assert set(np.unique(sector)) == {0, 255}
+    assert sector[0, 12] == 255 and sector[0, 0] == 0 and sector[-1, 0] == 0  # apex on top, corners out
+
+
+def test_orientation_probe_at_row_zero(tmp_path):
+    # A 40 x 32 (H x W) image written with SimpleITK must come out with its fan apex at the top.
+    raw = write_camus_nifti(tmp_path / "raw", groups={"training": [1, 2, 3], "validation": [4], "testing": [5]})
+    _prepare(raw, tmp_path / "out", img_size=40)
+    df = read_manifest(tmp_path / "out" / "manifest.csv")
+    img = np.asarray(Image.open(df.image[0])).astype(float)
+    assert img[1:5, 19:21].mean() > 20 and img[:4, :3].mean() == 0 and img[-2:, 19:21].mean() == 0
+
+
+def test_release_2019_split_and_carve_out(tmp_path):
+    raw = write_camus_2019(tmp_path / "raw", train=list(range(1, 9)), test=[9, 10])
+    info = _prepare(raw, tmp_path / "out")
+    df = pd.read_csv(tmp_path / "out" / "manifest.csv", dtype=str)
+    test_patients = set(df[df.split == "test"].patient_id)
+    assert test_patients == {"patient0009", "patient0010"}
+    # val = 0.2 / (0.6 + 0.2) of the 8 training patients = 2, seeded.
+    assert info["counts"]["patients_val"] == 2 and info["counts"]["patients_train"] == 6
+    again = tmp_path / "again"
+    _prepare(raw, again)
+    assert pd.read_csv(again / "manifest.csv", dtype=str)["split"].tolist() == df["split"].tolist()
+
+
+def test_seeded_split_when_official_off(tmp_path):
+    raw = write_camus_nifti(tmp_path / "raw", groups={"training": list(range(1, 9)), "validation": [9],
+                                                      "testing": [10]})
+    info = _prepare(raw, tmp_path / "out", official_split=False)
+    # split.fractions 0.6 / 0.2 / 0.2 of 10 patients, not the files' 8 / 1 / 1.
+    assert (info["counts"]["patients_train"], info["counts"]["patients_val"],
+            info["counts"]["patients_test"]) == (6, 2, 2)
+
+
+def test_2019_testing_without_gt_is_skipped(tmp_path):
+    raw = write_camus_2019(tmp_path / "raw", train=[1, 2, 3, 4], test=[5])
+    for f in (raw / "testing").rglob("*_gt.*"):
+        f.unlink()
+    info = _prepare(raw, tmp_path / "out")
+    assert info["counts"]["test"] == 0 and info["counts"]["train"] + info["counts"]["val"] == 16
+
+
+# ------------------------------------------------------------------ bad input: one line, no output
+
+def _assert_fails(raw, out, match, **overrides):
+    with pytest.raises(InputError, match=match) as err:
+        _prepare(raw, out, **overrides)
+    assert "\n" not in str(err.value)
+    assert not (out / "manifest.csv").exists() and not (out / "images").exists()
+    assert not [p for p in out.iterdir()] if out.exists() else True
+    return str(err.value)
+
+
+def test_patient_twice_in_subgroups(tmp_path):
+    raw = write_camus_nifti(tmp_path / "raw")
+    (raw / "database_split" / "subgroup_testing.txt").write_text("patient0006\npatient0002\n")
+    msg = _assert_fails(raw, tmp_path / "out", "patient id patient0002 appears twice")
+    assert "subgroup_testing.txt" in msg
+
+
+def test_patient_twice_in_2019_release(tmp_path):
+    raw = write_camus_2019(tmp_path / "raw", train=[1, 2, 3], test=[3])
+    _assert_fails(raw, tmp_path / "out", "patient id patient0003 appears twice")
+
+
+def test_patient_in_no_subgroup(tmp_path):
+    raw = write_camus_nifti(tmp_path / "raw")
+    (raw / "database_split" / "subgroup_testing.txt").write_text("")
+    _assert_fails(raw, tmp_path / "out", "patient0006 is in no subgroup file")
+
+
+def test_unreadable_nifti(tmp_path):
+    raw = write_camus_nifti(tmp_path / "raw")
+    bad = raw / "database_nifti" / "patient0003" / "patient0003_4CH_ES.nii.gz"
+    bad.write_bytes(b"not a nifti file at all")
+    msg = _assert_fails(raw, tmp_path / "out", "unreadable image")
+    assert str(bad) in msg
+
+
+def test_truncated_mhd_raw(tmp_path):
+    raw = write_camus_2019(tmp_path / "raw", train=[1, 2, 3], test=[4])
+    data = raw / "training" / "patient0002" / "patient0002_2CH_ED.raw"
+    data.write_bytes(data.read_bytes()[:100])
+    msg = _assert_fails(raw, tmp_path / "out", "unreadable image")
+    assert "patient0002_2CH_ED.mhd" in msg
+
+
+def test_shape_mismatch(tmp_path):
+    raw = write_camus_nifti(tmp_path / "raw")
+    gt = raw / "database_nifti" / "patient0002" / "patient0002_2CH_ED_gt.nii.gz"
+    write_sitk(np.zeros((20, 32), np.uint8), gt)
+    msg = _assert_fails(raw, tmp_path / "out", r"label shape \(20, 32\) differs from image shape \(40, 32\)")
+    assert str(gt) in msg
+
+
+def test_label_values_outside_config(tmp_path):
+    raw = write_camus_nifti(tmp_path / "raw")
+    gt = raw / "database_nifti" / "patient0004" / "patient0004_4CH_ED_gt.nii.gz"
+    lab = np.zeros((40, 32), np.uint8)
+    lab[5:9, 5:9] = 7
+    write_sitk(lab, gt)
+    msg = _assert_fails(raw, tmp_path / "out", r"label values \[7\] are not in the configured set")
+    assert str(gt) in msg and "datasets.camus.labels" in msg
+
+
+def test_empty_and_nan_images(tmp_path):
+    raw = write_camus_nifti(tmp_path / "raw")
+    img = raw / "database_nifti" / "patient0001" / "patient0001_2CH_ES.nii.gz"
+    write_sitk(np.zeros((40, 32), np.uint8), img)
+    assert str(img) in _assert_fails(raw, tmp_path / "out", "empty image")
+    nan = np.full((40, 32), np.nan, np.float32)
+    write_sitk(nan, img)
+    assert str(img) in _assert_fails(raw, tmp_path / "out2", "NaN")
+
+
+def test_no_camus_layout(tmp_path):
+    (tmp_path / "raw").mkdir()
+    _assert_fails(tmp_path / "raw", tmp_path / "out", "no CAMUS layout")
+
+
+def test_failure_keeps_previous_output_whole(tmp_path):
+    raw = write_camus_nifti(tmp_path / "raw")
+    out = tmp_path / "out"
+    _prepare(raw, out)
+    before = sorted(p.name for p in (out / "images").iterdir())
+    write_sitk(np.zeros((3, 3), np.uint8), raw / "database_nifti" / "patient0006" / "patient0006_2CH_ED_gt.nii.gz")
+    with pytest.raises(InputError):
+        _prepare(raw, out)
+    # The failed run left no temporary folder and did not touch the images of the last good run.
+    assert sorted(p.name for p in (out / "images").iterdir()) == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
