@@ -76,7 +76,7 @@ def depth_from_sector_mask(
 
     Linear: ``linear_depth`` relative to the sector's top and bottom rows. Convex: the fan's apex
     is the intersection of straight lines fitted (least squares) to the sector's left and right
-    edges over the upper half of its rows; then d = (r - r_min) / (r_max - r_min) with r the
+    edges over the upper half of its rows (``_fan_apex``); then d = (r - r_min) / (r_max - r_min) with r the
     distance to the apex and r_min, r_max its extremes over the sector. Pixels outside are 0.
     If the edges are parallel (no apex), the linear depth is returned.
     """
@@ -99,16 +99,20 @@ def depth_from_sector_mask(
 
 
 def _fan_apex(mask: np.ndarray) -> tuple[float, float] | None:
-    """Intersection (row, col) of lines fitted to the left and right sector edges, or None."""
+    """Intersection (row, col) of lines fitted to the left and right sector edges over the upper
+    half of the sector's rows (rows where the fan is cut by the image border are left out), or
+    None if the edges are parallel or too short to fit."""
+    height, width = mask.shape
     rows = np.nonzero(mask.any(axis=1))[0]
     upper = rows[: max(len(rows) // 2, 2)]
-    if len(upper) < 2:
-        return None
     left = np.array([np.nonzero(mask[r])[0][0] for r in upper], dtype=np.float64)
     right = np.array([np.nonzero(mask[r])[0][-1] for r in upper], dtype=np.float64)
+    keep = (left > 0) & (right < width - 1)
+    if keep.sum() < 2:
+        return None
     # col = a * row + b on each side
-    a_l, b_l = np.polyfit(upper, left, 1)
-    a_r, b_r = np.polyfit(upper, right, 1)
+    a_l, b_l = np.polyfit(upper[keep], left[keep], 1)
+    a_r, b_r = np.polyfit(upper[keep], right[keep], 1)
     if abs(a_r - a_l) < 1e-3:
         return None
     row = (b_l - b_r) / (a_r - a_l)

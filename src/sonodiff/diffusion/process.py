@@ -69,6 +69,9 @@ from sonodiff.errors import InputError
 
 ModelFn = Callable[..., torch.Tensor]
 
+#: Smallest accepted log alphabar'_t(p): 1 / sqrt(alphabar') = e^75 stays finite in float32.
+MIN_LOG_ALPHABAR = -150.0
+
 
 class FixedVariance(str, Enum):
     """Reverse variance when it is not learned (improved DDPM's FIXED_SMALL / FIXED_LARGE)."""
@@ -204,12 +207,19 @@ class BMapDiffusion:
         return new
 
     def _check_invariants(self) -> None:
-        """0 < beta'_t < 1 at every step and depth node (so at every pixel), all finite."""
+        """0 < beta'_t < 1 at every step and depth node (so at every pixel), all finite, and
+        log alphabar'_t >= MIN_LOG_ALPHABAR."""
         log_ab = self.log_alphabar[:, None].cpu() + self.table.log_bbar.cpu()  # (K, n)
         prev = torch.cat([torch.zeros_like(log_ab[:1]), log_ab[:-1]])
         beta = -torch.expm1(log_ab - prev)
         if not (torch.isfinite(beta).all() and (beta > 0).all() and (beta < 1).all()):
             raise AssertionError("beta'_t(p) must lie in (0, 1) at every step and pixel")
+        if float(log_ab.min()) < MIN_LOG_ALPHABAR:
+            raise InputError(
+                "diffusion.b_min",
+                f"alphabar'_T = exp({float(log_ab.min()):.0f}) at the deepest pixel: 1/sqrt(alphabar') "
+                "overflows float32; raise b_min or lower num_steps",
+            )
 
     # ------------------------------------------------------------------------- coefficients
 
