@@ -132,6 +132,6 @@ def make_results_tree(root: Path, config: dict) -> Path:
             bench = results / "benchmarks" / "train_diffusion" / f"{d}_{v}.tsv"
             bench.parent.mkdir(parents=True, exist_ok=True)
             bench.write_text(BENCH_HEADER + f"{3 + i}\t0:00:03\t500\t1\t1\t1\t0\t0\t0\t2\n")
-        _png(results / "figures" / "segment" / f"{d}.png", rng.integers(0, 255, (40, 80)))
+        _png(results / "figures" / "segment" / f"{d}.png", rng.integers(0, 255, (120, 240)))
     make_tables(results / "tables", datasets, variants)
     return results
