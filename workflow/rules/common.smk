@@ -64,3 +64,32 @@ def all_targets():
     return prepare_targets() + [
         f"{RESULTS}/samples/{d}/{v}/manifest.csv" for d in DATASETS for v in VARIANTS
     ]
+
+
+# ---------------------------------------------------------------- sample stage
+def sample_inputs(wildcards):
+    """The model, and the augmented label maps when the dataset has labels (semantic model)."""
+    inputs = {"model": f"{RESULTS}/models/{wildcards.dataset}/{wildcards.variant}/model.pt"}
+    if has_labels(wildcards.dataset):
+        inputs["labels"] = f"{RESULTS}/augment/{wildcards.dataset}/manifest.csv"
+    return inputs
+
+
+def sample_labels(wildcards):
+    """The augmented label maps of a dataset with labels (an empty list without)."""
+    if has_labels(wildcards.dataset):
+        return [f"{RESULTS}/augment/{wildcards.dataset}/manifest.csv"]
+    return []
+
+
+def sample_shard_count(wildcards):
+    """sample.shards of this dataset and variant (datasets may override it)."""
+    return job_config(wildcards)["sample"]["shards"]
+
+
+def sample_shard_manifests(wildcards):
+    """The manifests of every shard of one dataset and variant."""
+    return [
+        f"{RESULTS}/samples/{wildcards.dataset}/{wildcards.variant}/shards/{i}/manifest.csv"
+        for i in range(sample_shard_count(wildcards))
+    ]

@@ -9,6 +9,6 @@ average, :mod:`~sonodiff.train.logs` the CSV/TensorBoard logs, :mod:`~sonodiff.t
 the torchrun glue and :mod:`~sonodiff.train.seeds` the seed derivation shared with sampling.
 """
 
-from sonodiff.train.loop import DiffusionObjective, Trainer, TrainingDiverged, make_diffusion, resolve_device, train
+from sonodiff.train.loop import DiffusionObjective, Trainer, TrainingDiverged, make_diffusion, resolve_device, train, train_job
 
-__all__ = ["DiffusionObjective", "Trainer", "TrainingDiverged", "make_diffusion", "resolve_device", "train"]
+__all__ = ["DiffusionObjective", "Trainer", "TrainingDiverged", "make_diffusion", "resolve_device", "train", "train_job"]

@@ -346,3 +346,29 @@ def _steps_in_window(done: int, every: int, start: int) -> int:
     """Steps since the previous log row (or since the start of this run)."""
     prev = max((done - 1) // every * every, start)
     return done - prev
+
+
+def train_job(cfg: Mapping[str, Any], data_dir: str | Path, out_dir: str | Path, *, nproc: int = 1,
+              device: str | None = None, progress: bool = True) -> Path:
+    """:func:`train` in this process, or, with ``nproc > 1``, under torchrun with ``nproc`` processes.
+
+    torchrun runs ``sonodiff train --resolved-config`` with the resolved config written to
+    ``out_dir/checkpoints/job_config.yaml``.
+    """
+    out_dir = Path(out_dir)
+    if nproc <= 1:
+        return train(cfg, data_dir, out_dir, device=device, progress=progress)
+    import yaml
+
+    from sonodiff.io import write_text
+
+    job = out_dir / "checkpoints" / "job_config.yaml"
+    write_text(job, yaml.safe_dump(dict(cfg), sort_keys=False))
+    args = ["train", "--resolved-config", str(job), "--data", str(data_dir), "--out", str(out_dir)]
+    args += ["--device", device] if device else []
+    args += [] if progress else ["--no-progress"]
+    distributed.launch(args, nproc)
+    model = out_dir / "model.pt"
+    if not model.is_file():
+        raise RuntimeError(f"torchrun finished without writing {model}")
+    return model

@@ -1,0 +1,179 @@
+"""Training: kill -9 and resume, truncated checkpoints, non-finite losses, data order, outputs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from sonodiff.train import TrainingDiverged, train
+from sonodiff.train.checkpoint import latest_valid, list_checkpoints
+from sonodiff.train.data import batch_indices
+from tiny_data import ROOT, make_dataset, tiny_config
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "sonodiff.cli", *args]
+
+
+def weights(path: Path) -> dict:
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("data") / "tiny")
+
+
+@pytest.mark.slow
+def test_kill_9_then_rerun_gives_the_uninterrupted_weights(tmp_path, data, caplog):
+    cfg = tiny_config(tmp_path, train={"steps": 40, "checkpoint_every": 5})  # also writes config.yaml
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the killed subprocess runs with --threads 1
+    try:
+        train(cfg, data, tmp_path / "full", progress=False)
+
+        out = tmp_path / "killed"
+        args = ["train", "--config", str(tmp_path / "config.yaml"), "--dataset", "tiny", "--variant", "bmaps",
+                "--data", str(data), "--out", str(out), "--device", "cpu", "--threads", "1", "--no-progress"]
+        proc = subprocess.Popen(cli(*args), env=dict(os.environ, OMP_NUM_THREADS="1"),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while not list_checkpoints(out / "checkpoints") and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+        assert not (out / "model.pt").exists()
+        killed_at = list_checkpoints(out / "checkpoints")[0][0]
+        assert 0 < killed_at < 40
+
+        with caplog.at_level(logging.INFO):
+            train(cfg, data, out, progress=False)  # the rerun: same call, no resume flag
+    finally:
+        torch.set_num_threads(threads)
+    assert f"resuming from {out / 'checkpoints' / f'step_{killed_at:08d}.pt'}" in caplog.text
+    assert_same_weights(weights(out / "model.pt"), weights(tmp_path / "full" / "model.pt"))
+    log = pd.read_csv(out / "train_log.csv")
+    assert log["step"].tolist() == list(range(2, 41, 2))  # every log_every steps, none twice
+
+
+def test_truncated_checkpoint_is_skipped_for_the_previous_one(tmp_path, data, caplog):
+    cfg = tiny_config()
+    train(cfg, data, tmp_path / "full", progress=False)
+    short = tiny_config(train={"steps": 8})
+    train(short, data, tmp_path / "run", progress=False)
+    ckpts = dict(list_checkpoints(tmp_path / "run" / "checkpoints"))
+    assert sorted(ckpts) == [4, 8]
+    blob = ckpts[8].read_bytes()
+    ckpts[8].write_bytes(blob[: len(blob) // 2])
+    with caplog.at_level(logging.WARNING):
+        path, state = latest_valid(tmp_path / "run" / "checkpoints")
+    assert path == ckpts[4] and state["step"] == 4
+    assert "skipping checkpoint" in caplog.text and "step_00000008.pt" in caplog.text
+    train(cfg, data, tmp_path / "run", progress=False)  # resumes from step 4, runs to 12
+    assert_same_weights(weights(tmp_path / "run" / "model.pt"), weights(tmp_path / "full" / "model.pt"))
+
+
+def test_model_file_and_checkpoint_contents(tmp_path, data):
+    cfg = tiny_config(train={"steps": 4})
+    path = train(cfg, data, tmp_path, progress=False)
+    model = torch.load(path, weights_only=True)
+    assert model["step"] == 4 and model["config"] == cfg and model["spec"]["kind"] == "semantic"
+    assert model["spec"]["num_classes"] == 3 and model["spec"]["out_channels"] == 2
+    assert model["depth"].shape == (16, 16) and model["depth"].max() == pytest.approx(1.0)
+    state = torch.load(tmp_path / "checkpoints" / "step_00000004.pt", weights_only=True)
+    assert {"model", "ema", "optimizer", "rng", "sampler", "nonfinite", "config", "spec"} <= set(state)
+    assert {"torch", "numpy", "python"} <= set(state["rng"])
+    assert state["sampler"]["position"] == 4 * cfg["train"]["batch_size"]
+    # model.pt holds the EMA weights, not the raw ones
+    assert_same_weights(model["state_dict"], state["ema"])
+    assert any(not torch.equal(state["ema"][k], state["model"][k]) for k in state["model"])
+    assert (tmp_path / "train_log.csv").is_file() and any((tmp_path / "tensorboard").iterdir())
+
+
+def test_unconditional_model_for_data_without_labels(tmp_path):
+    data = make_dataset(tmp_path / "nolabels", labelled=False)
+    path = train(tiny_config(train={"steps": 2}), data, tmp_path / "out", progress=False)
+    assert torch.load(path, weights_only=True)["spec"]["kind"] == "unconditional"
+
+
+def test_changed_config_does_not_resume_stale_checkpoints(tmp_path, data):
+    train(tiny_config(train={"steps": 4}), data, tmp_path, progress=False)
+    train(tiny_config(train={"steps": 4, "lr": 5e-4}), data, tmp_path, progress=False)
+    assert (tmp_path / "checkpoints" / "stale" / "step_00000004.pt").is_file()
+    assert torch.load(tmp_path / "model.pt", weights_only=True)["config"]["train"]["lr"] == 5e-4
+
+
+class NaNAt:
+    """A test objective: the mean of the network's output squared, NaN on the given steps."""
+
+    def __init__(self, bad_calls):
+        self.bad_calls, self.calls = set(bad_calls), 0
+
+    def __call__(self, model_fn, x0, gen):
+        t = torch.randint(0, 10, (x0.shape[0],), generator=gen)
+        loss = model_fn(x0, t).pow(2).mean((1, 2, 3))
+        self.calls += 1
+        if self.calls in self.bad_calls:
+            loss = loss * float("nan")
+        return {"loss": loss, "mse": loss, "vb": torch.zeros_like(loss)}
+
+
+def test_nonfinite_losses_are_skipped_and_counted(tmp_path, data, caplog):
+    with caplog.at_level(logging.WARNING):
+        path = train(tiny_config(train={"steps": 6, "log_every": 6}), data, tmp_path, objective=NaNAt({2, 3}),
+                     progress=False)
+    assert path.is_file()
+    assert pd.read_csv(tmp_path / "train_log.csv")["skipped_total"].tolist() == [2]
+    assert caplog.text.count("non-finite loss") == 2
+    assert all(torch.isfinite(v).all() for v in weights(path).values())
+
+
+def test_too_many_nonfinite_losses_stop_without_a_model(tmp_path, data):
+    with pytest.raises(TrainingDiverged, match="train.max_nonfinite = 3"):
+        train(tiny_config(train={"steps": 10, "max_nonfinite": 3}), data, tmp_path,
+              objective=NaNAt(range(1, 100)), progress=False)
+    assert not (tmp_path / "model.pt").exists()
+
+
+def test_data_order_is_a_function_of_seed_and_step():
+    n, batch = 10, 4
+    epoch0 = torch.cat([batch_indices(n, s, batch, seed=0) for s in range(3)])[:n]
+    assert sorted(epoch0.tolist()) == list(range(n))            # each image once per epoch
+    assert torch.equal(batch_indices(n, 7, batch, seed=0), batch_indices(n, 7, batch, seed=0))
+    assert not torch.equal(batch_indices(n, 7, batch, seed=0), batch_indices(n, 7, batch, seed=1))
+    # two processes read disjoint halves of the global batch of one process with 2x the batch
+    both = torch.cat([batch_indices(n, 3, batch, 0, rank=r, world_size=2) for r in range(2)])
+    assert torch.equal(both, batch_indices(n, 3, 2 * batch, 0))
+
+
+@pytest.mark.slow
+def test_two_process_gloo_ddp_trains(tmp_path, data):
+    tiny_config(tmp_path)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "sonodiff.cli", "train", "--config", str(tmp_path / "config.yaml"), "--dataset", "tiny",
+           "--variant", "baseline", "--data", str(data), "--out", str(tmp_path / "ddp"), "--device", "cpu",
+           "--threads", "1", "--no-progress", "--set", "train.steps=4"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    model = torch.load(tmp_path / "ddp" / "model.pt", weights_only=True)
+    assert model["step"] == 4
+    state = torch.load(tmp_path / "ddp" / "checkpoints" / "step_00000004.pt", weights_only=True)
+    assert state["sampler"]["world_size"] == 2
+    assert all(torch.isfinite(v).all() for v in model["state_dict"].values())
