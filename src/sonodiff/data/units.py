@@ -68,7 +68,7 @@ def to_uint8(arr: np.ndarray, where: str | Path) -> np.ndarray:
         return arr.astype(np.uint8) * 255
     if np.issubdtype(arr.dtype, np.integer) and lo >= 0 and hi <= 255:
         return arr.astype(np.uint8)
-    scaled = (arr.astype(np.float64) - float(lo)) * (255.0 / (float(hi) - float(lo)))
+    scaled = (arr.astype(np.float32) - np.float32(lo)) * np.float32(255.0 / (float(hi) - float(lo)))
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
