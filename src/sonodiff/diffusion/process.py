@@ -247,9 +247,17 @@ class BMapDiffusion:
         """All per-pixel coefficients at steps t, computed in float64, cast to like's dtype.
 
         This is the one broadcasting helper: every per-timestep, per-pixel quantity goes through
-        it and comes back as (B, 1, H, W), broadcasting over channels.
+        it and comes back as (B, 1, H, W), broadcasting over channels. When all t are equal (a
+        sampling step) the maps are computed once and expanded over the batch.
         """
         t = self._as_t(t, like)
+        dtype = like.dtype if like.is_floating_point() else torch.float32
+        if len(t) > 1 and bool((t == t[0]).all()):
+            one = self._coefficients(t[:1], dtype)
+            return Coefficients(*(c.expand(len(t), *c.shape[1:]) for c in one))
+        return self._coefficients(t, dtype)
+
+    def _coefficients(self, t: torch.Tensor, dtype: torch.dtype) -> Coefficients:
         log_ab = self._log_alphabar_map(t)
         log_ab_prev = self._log_alphabar_map(t - 1)
         one_minus_ab = -torch.expm1(log_ab)
@@ -279,7 +287,6 @@ class BMapDiffusion:
             posterior_mean_coef2=torch.exp(0.5 * (log_ab - log_ab_prev)) * one_minus_ab_prev / one_minus_ab,
             log_beta=torch.log(beta),
         )
-        dtype = like.dtype if like.is_floating_point() else torch.float32
         return Coefficients(*(c.to(dtype) for c in coefs))
 
     def bbar(self, t: int) -> torch.Tensor:
@@ -297,16 +304,19 @@ class BMapDiffusion:
 
     def q_mean_variance(self, x0: torch.Tensor, t: int | torch.Tensor):
         """q(x_t | x_0) = N(sqrt(alphabar'_t) x_0, (1 - alphabar'_t) I): (mean, variance, log_variance)."""
-        c = self.coefficients(t, x0)
-        var = (1 - c.alphabar).expand_as(x0)
-        return c.sqrt_alphabar * x0, var, torch.log(var)
+        log_ab = self._log_alphabar_map(self._as_t(t, x0))
+        var = -torch.expm1(log_ab)
+        mean = torch.exp(0.5 * log_ab).to(x0.dtype) * x0
+        return mean, var.to(x0.dtype).expand_as(x0), torch.log(var).to(x0.dtype).expand_as(x0)
 
     def q_sample(self, x0: torch.Tensor, t: int | torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """x_t = sqrt(alphabar'_t) x_0 + sqrt(1 - alphabar'_t) eps (Ho et al. eq. 4, per pixel)."""
         if noise is None:
             noise = torch.randn_like(x0)
-        c = self.coefficients(t, x0)
-        return c.sqrt_alphabar * x0 + c.sqrt_one_minus_alphabar * noise
+        log_ab = self._log_alphabar_map(self._as_t(t, x0))  # one lookup: no full coefficients
+        sqrt_ab = torch.exp(0.5 * log_ab).to(x0.dtype)
+        sqrt_one_minus_ab = torch.sqrt(-torch.expm1(log_ab)).to(x0.dtype)
+        return sqrt_ab * x0 + sqrt_one_minus_ab * noise
 
     def q_posterior_mean_variance(self, x0: torch.Tensor, x_t: torch.Tensor, t: int | torch.Tensor, coefs: Coefficients | None = None):
         """q(x_{t-1} | x_t, x_0) = N(c1 x_0 + c2 x_t, betatilde'_t I) (Ho et al. eqs. 6-7, per pixel):
