@@ -45,8 +45,8 @@ def job_config(args: argparse.Namespace) -> dict:
 
     if args.resolved_config:
         return yaml.safe_load(Path(args.resolved_config).read_text())
-    if not (args.config and args.dataset):
-        raise InputError("sonodiff", "give --config and --dataset (or --resolved-config)")
+    if not (args.config and args.dataset and args.variant):
+        raise InputError("sonodiff", "give --config, --dataset and --variant (or --resolved-config)")
     path = Path(args.config)
     try:
         raw = yaml.safe_load(path.read_text()) or {}
@@ -116,6 +116,7 @@ def cmd_train(args: argparse.Namespace, cfg: dict) -> None:
 def cmd_sample(args: argparse.Namespace, cfg: dict) -> None:
     from sonodiff.sample import sample_all, sample_shard, sampling_jobs
 
+    shard = _parse_shard(args.shard) if args.shard else None
     results, d, v = Path(args.results), cfg["dataset"], cfg["variant"]
     model = Path(args.model or results / "models" / d / str(v) / "model.pt")
     out = Path(args.out or results / "samples" / d / str(v))
@@ -129,8 +130,8 @@ def cmd_sample(args: argparse.Namespace, cfg: dict) -> None:
 
         labels = results / "augment" / d / "manifest.csv" if load_model(model).model.conditional else None
     progress = not args.no_progress
-    if args.shard:
-        i, n = _parse_shard(args.shard)
+    if shard:
+        i, n = shard
         print(sample_shard(cfg, model, sampling_jobs(cfg, labels), out / "shards" / str(i), i, n, args.device, progress))
     else:
         print(sample_all(cfg, model, labels, out, device=args.device, progress=progress))

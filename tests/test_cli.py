@@ -1,0 +1,55 @@
+"""The sonodiff command line: help, train -> sample shards -> gather, one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from sonodiff.cli import main
+from tiny_data import make_augmented, make_dataset, tiny_config
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["sample"], ["gather"]])
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: sonodiff" in capsys.readouterr().out
+
+
+def test_console_script_help():
+    proc = subprocess.run([sys.executable, "-m", "sonodiff.cli", "sample", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "--shard" in proc.stdout
+
+
+def test_train_sample_shards_gather_in_the_workflow_layout(tmp_path, capsys):
+    results = tmp_path / "results"
+    make_dataset(results / "data" / "tiny")
+    make_augmented(results / "data" / "tiny", results / "augment" / "tiny", copies=1)
+    tiny_config(tmp_path)
+    common = ["--config", str(tmp_path / "config.yaml"), "--dataset", "tiny", "--variant", "baseline",
+              "--results", str(results), "--no-progress"]
+    assert main(["train", *common, "--set", "train.steps=2"]) == 0
+    assert (results / "models" / "tiny" / "baseline" / "model.pt").is_file()
+    for shard in ("0/2", "1/2"):
+        assert main(["sample", *common, "--shard", shard]) == 0
+    assert main(["gather", *common]) == 0
+    samples = pd.read_csv(results / "samples" / "tiny" / "baseline" / "manifest.csv")
+    assert len(samples) == 10 and samples["image"].str.startswith("images/").all()
+    assert (results / "samples" / "tiny" / "baseline" / "config.yaml").is_file()
+
+
+def test_bad_override_is_one_line(tmp_path, capsys):
+    tiny_config(tmp_path)
+    code = main(["train", "--config", str(tmp_path / "config.yaml"), "--dataset", "tiny", "--variant", "bmaps",
+                 "--set", "train.stpes=3"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and err[-1] == "error: config key train.stpes: unknown key"
+    assert main(["sample", "--config", str(tmp_path / "config.yaml"), "--dataset", "tiny"]) == 1
+    assert "give --config, --dataset and --variant" in capsys.readouterr().err
+    assert main(["sample", "--config", str(tmp_path / "config.yaml"), "--dataset", "tiny", "--variant", "bmaps",
+                 "--shard", "2/2"]) == 1
+    assert "--shard: need 0 <= I < N" in capsys.readouterr().err
