@@ -42,10 +42,13 @@ Public surface::
     .ddim_step(model_output, t_index, x_t, eta=0.0, noise=None, clip_x0=True) -> StepOutput
     .respace("full" | N | "ddimN" | [steps]) -> BMapDiffusion over the kept steps
     .coefficients(t, like) -> Coefficients (per-pixel maps, (B, 1, H, W), like's dtype)
+    .predict_x0_from_eps(x_t, t, eps) / .predict_eps_from_x0(x_t, t, x0)
     .bmap(t) / .bbar(t) -> (H, W) float64 maps of B_t and Bbar_t
     .prior_bpd(x0) -> (B,)
     .to(device) -> self
-t is a (B,) long tensor of step indices of this process (0..num_steps-1) or an int.
+t is a (B,) long tensor of step indices of this process (0..num_steps-1) or an int; data are
+(B, C, H, W) with (H, W) the depth map's size. Bad settings raise ``InputError`` naming the
+config key (diffusion.b_min, ...), including a b_min so small that alphabar'_T(p) < e^-150.
 """
 
 from __future__ import annotations
@@ -156,8 +159,9 @@ class BMapDiffusion:
         self.learn_sigma = bool(learn_sigma)
         self.vlb_weight = float(vlb_weight)
         self.fixed_variance = fixed_variance
-        self.betas = betas  # the alpha schedule's beta_t, float64 numpy (T,)
-        self.profile = profile  # b_t, float64 numpy (T,)
+        # Of the base (unrespaced) process: beta_t and b_t (float64 numpy, (T,)), d(p) (H, W).
+        self.betas = betas
+        self.profile = profile
         self.depth = depth
         # log alphabar_t = sum_{s<=t} log(1 - beta_s), in float64.
         self.log_alphabar = torch.from_numpy(np.cumsum(np.log1p(-betas)))
@@ -240,7 +244,8 @@ class BMapDiffusion:
 
     def _log_alphabar_map(self, t: torch.Tensor) -> torch.Tensor:
         """log alphabar'_t(p) = log alphabar_t + log Bbar_t(p), (B, 1, H, W) float64; 0 at t = -1."""
-        la = torch.where(t >= 0, self.log_alphabar[t.clamp(min=0)], torch.zeros((), dtype=torch.float64, device=self.device))
+        la = self.log_alphabar[t.clamp(min=0)]
+        la = torch.where(t >= 0, la, torch.zeros_like(la))
         return (la[:, None, None] + self.table.lookup(t))[:, None]
 
     def coefficients(self, t: int | torch.Tensor, like: torch.Tensor) -> Coefficients:
@@ -284,7 +289,9 @@ class BMapDiffusion:
             posterior_variance=post_var,
             posterior_log_variance_clipped=torch.log(post_var_clipped),
             posterior_mean_coef1=torch.exp(0.5 * log_ab_prev) * beta / one_minus_ab,
-            posterior_mean_coef2=torch.exp(0.5 * (log_ab - log_ab_prev)) * one_minus_ab_prev / one_minus_ab,
+            posterior_mean_coef2=(
+                torch.exp(0.5 * (log_ab - log_ab_prev)) * one_minus_ab_prev / one_minus_ab
+            ),
             log_beta=torch.log(beta),
         )
         return Coefficients(*(c.to(dtype) for c in coefs))
@@ -303,13 +310,17 @@ class BMapDiffusion:
     # ------------------------------------------------------------------------ forward process
 
     def q_mean_variance(self, x0: torch.Tensor, t: int | torch.Tensor):
-        """q(x_t | x_0) = N(sqrt(alphabar'_t) x_0, (1 - alphabar'_t) I): (mean, variance, log_variance)."""
+        """q(x_t | x_0) = N(sqrt(alphabar'_t) x_0, (1 - alphabar'_t) I).
+
+        Returns (mean, variance, log_variance), each of x0's shape."""
         log_ab = self._log_alphabar_map(self._as_t(t, x0))
         var = -torch.expm1(log_ab)
         mean = torch.exp(0.5 * log_ab).to(x0.dtype) * x0
         return mean, var.to(x0.dtype).expand_as(x0), torch.log(var).to(x0.dtype).expand_as(x0)
 
-    def q_sample(self, x0: torch.Tensor, t: int | torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+    def q_sample(
+        self, x0: torch.Tensor, t: int | torch.Tensor, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """x_t = sqrt(alphabar'_t) x_0 + sqrt(1 - alphabar'_t) eps (Ho et al. eq. 4, per pixel)."""
         if noise is None:
             noise = torch.randn_like(x0)
@@ -318,7 +329,13 @@ class BMapDiffusion:
         sqrt_one_minus_ab = torch.sqrt(-torch.expm1(log_ab)).to(x0.dtype)
         return sqrt_ab * x0 + sqrt_one_minus_ab * noise
 
-    def q_posterior_mean_variance(self, x0: torch.Tensor, x_t: torch.Tensor, t: int | torch.Tensor, coefs: Coefficients | None = None):
+    def q_posterior_mean_variance(
+        self,
+        x0: torch.Tensor,
+        x_t: torch.Tensor,
+        t: int | torch.Tensor,
+        coefs: Coefficients | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """q(x_{t-1} | x_t, x_0) = N(c1 x_0 + c2 x_t, betatilde'_t I) (Ho et al. eqs. 6-7, per pixel):
         (mean, variance, log_variance_clipped), each of x0's shape."""
         c = coefs if coefs is not None else self.coefficients(t, x0)
@@ -336,12 +353,16 @@ class BMapDiffusion:
             return model_output[:, :channels], model_output[:, channels:]
         return model_output, None
 
-    def predict_x0_from_eps(self, x_t: torch.Tensor, t, eps: torch.Tensor, coefs: Coefficients | None = None) -> torch.Tensor:
+    def predict_x0_from_eps(
+        self, x_t: torch.Tensor, t, eps: torch.Tensor, coefs: Coefficients | None = None
+    ) -> torch.Tensor:
         """x_0 = (x_t - sqrt(1 - alphabar'_t) eps) / sqrt(alphabar'_t) (Ho et al. eq. 4 inverted)."""
         c = coefs if coefs is not None else self.coefficients(t, x_t)
         return c.sqrt_recip_alphabar * x_t - c.sqrt_recipm1_alphabar * eps
 
-    def predict_eps_from_x0(self, x_t: torch.Tensor, t, x0: torch.Tensor, coefs: Coefficients | None = None) -> torch.Tensor:
+    def predict_eps_from_x0(
+        self, x_t: torch.Tensor, t, x0: torch.Tensor, coefs: Coefficients | None = None
+    ) -> torch.Tensor:
         """eps = (x_t / sqrt(alphabar'_t) - x_0) / sqrt(1 / alphabar'_t - 1)."""
         c = coefs if coefs is not None else self.coefficients(t, x_t)
         return (c.sqrt_recip_alphabar * x_t - x0) / c.sqrt_recipm1_alphabar
@@ -412,13 +433,14 @@ class BMapDiffusion:
         t = self._as_t(t_index, x_t)
         c = self.coefficients(t, x_t)
         eps, _ = self._split(model_output, x_t)
-        # 1. predicted x_0 = (x_t - sqrt(1 - alphabar'_t) eps) / sqrt(alphabar'_t)   (eq. 12, "predicted x_0")
+        # 1. predicted x_0 = (x_t - sqrt(1 - alphabar'_t) eps) / sqrt(alphabar'_t)   (eq. 12)
         pred_x0 = self.predict_x0_from_eps(x_t, t, eps, c)
         if clip_x0:
             # 2. clip x_0 and re-derive eps from it (as improved DDPM / GLIDE do)
             pred_x0 = pred_x0.clamp(-1, 1)
             eps = self.predict_eps_from_x0(x_t, t, pred_x0, c)
-        # 3. sigma_t(eta)^2 = eta^2 (1 - alphabar'_{t-1}) / (1 - alphabar'_t) (1 - alphabar'_t / alphabar'_{t-1})   (eq. 16)
+        # 3. sigma_t(eta)^2 = eta^2 (1 - alphabar'_{t-1}) / (1 - alphabar'_t)
+        #                   (1 - alphabar'_t / alphabar'_{t-1}) = eta^2 betatilde'_t   (eq. 16)
         sigma = eta * torch.sqrt(c.posterior_variance)
         # 4. direction pointing to x_t: sqrt(1 - alphabar'_{t-1} - sigma^2) eps   (eq. 12)
         direction = torch.sqrt((1 - c.alphabar_prev - sigma**2).clamp(min=0)) * eps
