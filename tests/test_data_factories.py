@@ -1,5 +1,5 @@
 """Tiny raw datasets in the real layouts (CAMUS both releases, SegThy, BUSI, a folder), written
-here with SimpleITK, nibabel and PIL, and the resolved config that goes with them.
+here with SimpleITK and PIL, and the resolved config that goes with them.
 
 Helpers only (no tests): ``from test_data_factories import ...``.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 import yaml
@@ -107,7 +106,8 @@ def neck_volume(shape: tuple[int, int, int], thyroid_slices: range, rng: np.rand
 
 def write_segthy(root: Path, n: int = 4, shape: tuple[int, int, int] = (24, 20, 8),
                  thyroid_slices: range = range(2, 6), seed: int = 0) -> Path:
-    """SegThy layout: ``US_volunteer_dataset/{data,ground_truth_data}/<patient>.nii.gz`` (nibabel)."""
+    """SegThy layout: ``US_volunteer_dataset/{data,ground_truth_data}/<patient>.nii.gz`` (SimpleITK,
+    arrays (rows, cols, slices), so ``slice_axis`` 2 gives (rows, cols) slices)."""
     rng = np.random.default_rng(seed)
     base = root / "US_volunteer_dataset"
     (base / "data").mkdir(parents=True, exist_ok=True)
@@ -115,8 +115,8 @@ def write_segthy(root: Path, n: int = 4, shape: tuple[int, int, int] = (24, 20, 
     for i in range(n):
         img, lab = neck_volume(shape, thyroid_slices, rng, carotid_value=2 + 2 * (i % 2),
                                jugular_value=3 + 2 * (i % 2))
-        nib.save(nib.Nifti1Image(img, np.eye(4)), base / "data" / f"P{i:02d}.nii.gz")
-        nib.save(nib.Nifti1Image(lab, np.eye(4)), base / "ground_truth_data" / f"P{i:02d}.nii.gz")
+        write_sitk(img, base / "data" / f"P{i:02d}.nii.gz")
+        write_sitk(lab, base / "ground_truth_data" / f"P{i:02d}.nii.gz")
     return root
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import nibabel as nib
+import SimpleITK as sitk
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from test_data_factories import SEGTHY_LABELS, job_config, neck_volume, write_segthy
+from test_data_factories import SEGTHY_LABELS, job_config, neck_volume, write_segthy, write_sitk
 
 from sonodiff.data.prepare import prepare_dataset
+from sonodiff.data.readers import read_array
 from sonodiff.data.slicing import slice_volume
 from sonodiff.errors import InputError
 from sonodiff.manifest import read_manifest
@@ -66,20 +68,31 @@ def test_orientation_rows_are_axis0(tmp_path):
     lab = np.zeros((16, 12, 3), np.uint8)
     lab[6:10, 3:8, :] = 1
     for p in ("A", "B", "C"):
-        nib.save(nib.Nifti1Image(img, np.eye(4)), raw / "data" / f"{p}.nii.gz")
-        nib.save(nib.Nifti1Image(lab, np.eye(4)), raw / "ground_truth_data" / f"{p}.nii.gz")
+        write_sitk(img, raw / "data" / f"{p}.nii.gz")
+        write_sitk(lab, raw / "ground_truth_data" / f"{p}.nii.gz")
     _prepare(tmp_path / "raw", tmp_path / "out", img_size=16)
     df = read_manifest(tmp_path / "out" / "manifest.csv")
     out = np.asarray(Image.open(df.image[0])).astype(float)
     assert out[:3].mean() == 255 and out[6:].mean() < 100
 
 
+def test_array_order_is_simpleitk_for_every_reader(tmp_path):
+    arr = np.arange(2 * 3 * 4, dtype=np.int16).reshape(2, 3, 4)
+    write_sitk(arr, tmp_path / "a.nii.gz")
+    write_sitk(arr, tmp_path / "a.mhd")
+    nib.save(nib.Nifti1Image(arr.T, np.eye(4)), tmp_path / "b.nii")   # nibabel: (i, j, k) = reversed
+    for name in ("a.nii.gz", "a.mhd", "b.nii"):
+        assert np.array_equal(read_array(tmp_path / name), arr), name
+    write_sitk(arr[0], tmp_path / "c.nii.gz")
+    assert np.array_equal(read_array(tmp_path / "c.nii.gz"), arr[0])
+
+
 def test_unexpected_label_value_fails(tmp_path):
     raw = write_segthy(tmp_path / "raw", n=3)
     path = raw / "US_volunteer_dataset" / "ground_truth_data" / "P01.nii.gz"
-    lab = np.asarray(nib.load(path).dataobj).copy()
+    lab = sitk.GetArrayFromImage(sitk.ReadImage(str(path))).copy()
     lab[0, 0, 0] = 6
-    nib.save(nib.Nifti1Image(lab, np.eye(4)), path)
+    write_sitk(lab, path)
     with pytest.raises(InputError, match=r"label values \[6\] are not in the configured set \[0, 1, 2, 3, 4, 5\]") as err:
         _prepare(raw, tmp_path / "out")
     assert str(path) in str(err.value)
@@ -89,9 +102,9 @@ def test_unexpected_label_value_fails(tmp_path):
 def test_non_integer_labels_fail(tmp_path):
     raw = write_segthy(tmp_path / "raw", n=3)
     path = raw / "US_volunteer_dataset" / "ground_truth_data" / "P00.nii.gz"
-    lab = np.asarray(nib.load(path).dataobj).astype(np.float32)
+    lab = sitk.GetArrayFromImage(sitk.ReadImage(str(path))).astype(np.float32)
     lab[0, 0, 0] = 0.5
-    nib.save(nib.Nifti1Image(lab, np.eye(4)), path)
+    write_sitk(lab, path)
     with pytest.raises(InputError, match="non-integer"):
         _prepare(raw, tmp_path / "out")
 
@@ -103,7 +116,10 @@ def test_empty_or_nan_volume_fails(tmp_path, kind):
     vol = {"nan": np.full((24, 20, 8), np.nan, np.float32),
            "constant": np.full((24, 20, 8), 0.5, np.float32),
            "zero-size": np.zeros((24, 0, 8), np.float32)}[kind]
-    nib.save(nib.Nifti1Image(vol, np.eye(4)), path)
+    if vol.size:
+        write_sitk(vol, path)
+    else:  # SimpleITK cannot write an empty image; nibabel can
+        nib.save(nib.Nifti1Image(vol, np.eye(4)), path)
     with pytest.raises(InputError, match="NaN|empty") as err:
         _prepare(raw, tmp_path / "out")
     assert str(path) in str(err.value) and "\n" not in str(err.value)
@@ -113,7 +129,7 @@ def test_empty_or_nan_volume_fails(tmp_path, kind):
 def test_volume_shape_mismatch_fails(tmp_path):
     raw = write_segthy(tmp_path / "raw", n=3)
     path = raw / "US_volunteer_dataset" / "ground_truth_data" / "P00.nii.gz"
-    nib.save(nib.Nifti1Image(np.zeros((24, 20, 7), np.uint8), np.eye(4)), path)
+    write_sitk(np.zeros((24, 20, 7), np.uint8), path)
     with pytest.raises(InputError, match=r"label shape \(24, 20, 7\) differs from image shape \(24, 20, 8\)"):
         _prepare(raw, tmp_path / "out")
 
@@ -123,7 +139,7 @@ def test_patient_twice_fails(tmp_path):
     other = raw / "more" / "data"
     other.mkdir(parents=True)
     img, _ = neck_volume((24, 20, 8), range(2, 4), np.random.default_rng(1))
-    nib.save(nib.Nifti1Image(img, np.eye(4)), other / "P01.nii")
+    write_sitk(img, other / "P01.nii")
     with pytest.raises(InputError, match="patient id P01 appears twice"):
         _prepare(raw, tmp_path / "out")
 

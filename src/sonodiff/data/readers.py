@@ -1,12 +1,15 @@
 """Read raw images and volumes into numpy arrays, with one-line errors for bad files.
 
-Axis conventions (the same whatever library reads the file):
+Axis convention: every array is in SimpleITK's numpy order, what ``sitk.GetArrayFromImage``
+returns (the reverse of the ITK/NIfTI index order ``(i, j[, k])``):
 
-- A 2D image is ``(rows, cols)`` with the probe at row 0: what ``sitk.GetArrayFromImage`` and
-  PIL give. A 2D NIfTI read with nibabel (``(i, j)`` voxel order) is transposed to match.
-- A 3D volume is in NIfTI voxel order ``(i, j, k)``: what ``nibabel`` gives. Volumes read with
-  SimpleITK (MHD, NRRD; array order ``(k, j, i)``) are transposed to match. ``slice_axis`` indexes
-  this order and a slice keeps the two remaining axes in order as ``(rows, cols)``.
+- a 2D image is ``(rows, cols)`` with the probe at row 0 (PIL gives the same);
+- a 3D volume is ``(k, j, i)``; ``slice_axis`` indexes this order and a slice keeps the two
+  remaining axes in order as ``(rows, cols)``. A volume written with
+  ``sitk.WriteImage(sitk.GetImageFromArray(a))`` reads back as ``a``.
+
+NIfTI files are read with nibabel (which tolerates headers SimpleITK refuses) and their axes
+reversed to match.
 
 Singleton axes are squeezed; RGB(A) images are converted to grayscale.
 """
@@ -41,7 +44,7 @@ def stem(path: str | Path) -> str:
 def read_array(path: str | Path) -> np.ndarray:
     """Read an image or volume (PNG/JPEG/TIFF via PIL, NIfTI via nibabel, else SimpleITK).
 
-    Returns a squeezed 2D ``(rows, cols)`` or 3D ``(i, j, k)`` array (see the module docstring).
+    Returns a squeezed 2D ``(rows, cols)`` or 3D ``(k, j, i)`` array (see the module docstring).
     Raises :class:`InputError` naming the file when it is missing, unreadable, empty or NaN.
     """
     path = Path(path)
@@ -81,16 +84,13 @@ def _read_nibabel(path: Path) -> np.ndarray:
     import nibabel as nib
 
     img = nib.load(str(path))
-    arr = np.asanyarray(img.dataobj)
-    arr = np.squeeze(np.asarray(arr))
-    return arr.T if arr.ndim == 2 else arr
+    return np.squeeze(np.asarray(img.dataobj).T)
 
 
 def _read_sitk(path: Path) -> np.ndarray:
     import SimpleITK as sitk
 
-    arr = np.squeeze(sitk.GetArrayFromImage(sitk.ReadImage(str(path))))
-    return arr.transpose(2, 1, 0) if arr.ndim == 3 else arr
+    return np.squeeze(sitk.GetArrayFromImage(sitk.ReadImage(str(path))))
 
 
 def find_files(root: Path, patterns: Iterable[str]) -> list[Path]:

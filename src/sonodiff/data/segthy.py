@@ -3,7 +3,7 @@
 Image volumes are the files matching ``image_glob`` (default ``**/data/*.nii*``), label volumes
 those matching ``label_glob`` (default ``**/ground_truth_data/*.nii*``); an image and its labels
 share a stem (``P01.nii.gz``). One volume per patient: the stem is the patient id. Volumes are
-sliced along ``slice_axis`` by :func:`sonodiff.data.units.load_unit`; raw label values are checked
+sliced along ``slice_axis`` (of the array ``sitk.GetArrayFromImage`` gives) by :func:`sonodiff.data.units.load_unit`; raw label values are checked
 against the config (SegThy: 0 background, 1 thyroid, 2/4 carotid, 3/5 jugular).
 """
 

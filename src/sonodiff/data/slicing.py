@@ -1,6 +1,6 @@
 """3D -> 2D slicing of image and label volumes.
 
-A volume in voxel order ``(i, j, k)`` (see :mod:`sonodiff.data.readers`) is cut along
+A volume in SimpleITK's array order ``(k, j, i)`` (see :mod:`sonodiff.data.readers`) is cut along
 ``slice_axis``; each slice keeps the two remaining axes in order as ``(rows, cols)``. With label
 maps, a slice is kept only if it holds at least one voxel of ``required`` (SegThy: thyroid) and
 at least ``min_pixels`` foreground (non-zero) voxels; without them, blank slices (one constant
