@@ -1,0 +1,137 @@
+"""Tables 1-3: the papers' layout, published values in the right cells, CIs, n/a with reasons,
+and well-formed CSV / Markdown / LaTeX."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+
+from sonodiff.io import write_json
+from sonodiff.report import published as pub
+from sonodiff.report.tables import Cell, Table, fid_table, make_tables, paired_table, to_latex, to_markdown
+
+NO_WEIGHTS = "FID needs pt_inception-2015-12-05-6726825d.pth, not found"
+
+
+def fig(value, width=0.1):
+    return {"value": value, "ci": [value - width, value + width], "status": "ok", "n": [10, 4]}
+
+
+def na(reason):
+    return {"value": None, "ci": None, "status": "n/a", "reason": reason}
+
+
+def result(dataset, variant, offset=0.0, fid_ok=True, labels=True):
+    fid = {d: (fig(1.0 + offset + int(d) / 1000) if fid_ok else na(NO_WEIGHTS)) for d in ("64", "192", "2048")}
+    paired = {m: {s: fig(0.3 + offset) for s in ("mean", "std", "range")} for m in ("lpips", "ssim", "psnr")}
+    if not fid_ok:
+        paired["lpips"] = {s: na("LPIPS needs alexnet-owt-7be5be79.pth") for s in ("mean", "std", "range")}
+    physics = {"depth_profile": {"l1": fig(0.05 + offset)},
+               "speckle": {"rayleigh_snr": 1.913, "labels": {"thyroid": {
+                   k: fig(1.5) for k in ("synthetic_snr", "real_snr", "snr_abs_diff", "synthetic_rayleigh_dev",
+                                         "real_rayleigh_dev")}}} if labels else
+               {"rayleigh_snr": 1.913, "labels": {}, "status": "n/a", "reason": "the dataset has no label maps"},
+               "wasserstein": {"thyroid": fig(0.02), "sector": fig(0.03)} if labels else
+               {"status": "n/a", "reason": "the dataset has no label maps"},
+               "gcnr": {"thyroid|sector": {"synthetic": fig(0.4), "real": fig(0.5), "abs_diff": fig(0.1)}} if labels else
+               {"status": "n/a", "reason": "the dataset has no label maps"}}
+    return {"dataset": dataset, "variant": variant, "fid": fid, "paired": paired, "physics": physics}
+
+
+FORMATS = {"phantom_camus": "camus", "my_thyroid": "segthy", "liver": "folder"}
+B_MIN = {"bmaps": 0.97, "plain": 1.0}  # the baseline-like variant has an unusual name
+
+
+@pytest.fixture
+def results():
+    return [result("phantom_camus", "plain", 0.0, fid_ok=False), result("phantom_camus", "bmaps", 0.5),
+            result("my_thyroid", "plain", 1.0), result("my_thyroid", "bmaps", 1.5),
+            result("liver", "plain", 2.0, labels=False), result("liver", "bmaps", 2.5, labels=False)]
+
+
+def test_mapping_to_the_papers_datasets_and_variants():
+    assert pub.paper_dataset("phantom_camus", "camus") == "CAMUS"
+    assert pub.paper_dataset("neck", "segthy") == "Thyroid"
+    assert pub.paper_dataset("liver", "folder") == "Liver"
+    assert pub.paper_dataset("busi", "busi") is None
+    assert pub.paper_variant(1.0) == "baseline" and pub.paper_variant(0.96) == "proposed"
+
+
+def test_fid_table_layout_and_published_values(results):
+    table = fid_table(results, FORMATS, B_MIN)
+    assert table.columns[0] == ("plain", "1st MP", "ours")  # baseline-like variant first
+    assert table.columns[1] == ("plain", "1st MP", "published")
+    cols = {c: i for i, c in enumerate(table.columns)}
+    rows = {labels[0]: cells for labels, cells in table.rows}
+    assert [labels[1] for labels, _ in table.rows] == ["Liver", "Thyroid", "CAMUS"]
+    assert rows["phantom_camus"][cols[("bmaps", "1st MP", "published")]].value == 0.204
+    assert rows["phantom_camus"][cols[("plain", "2nd MP", "published")]].value == 12.769
+    assert rows["my_thyroid"][cols[("bmaps", "2nd MP", "published")]].value == 2.769
+    assert rows["liver"][cols[("plain", "1st MP", "published")]].value == 20.746
+    assert ("bmaps", "pool3", "published") not in cols  # the paper has no pool3 FID
+    ours = rows["my_thyroid"][cols[("bmaps", "1st MP", "ours")]]
+    assert ours.value == pytest.approx(2.564) and ours.ci == pytest.approx([2.464, 2.664])
+    assert NO_WEIGHTS in rows["phantom_camus"][cols[("plain", "1st MP", "ours")]].reason
+
+
+def test_paired_table_rows_and_published_values(results):
+    table = paired_table(results, FORMATS, B_MIN)
+    assert [tuple(labels) for labels, _ in table.rows][:4] == [
+        ("LPIPS", "Mean"), ("LPIPS", "Std. Dev."), ("LPIPS", "Range"), ("SSIM", "Mean")]
+    cols = {c: i for i, c in enumerate(table.columns)}
+    rows = {tuple(labels): cells for labels, cells in table.rows}
+    assert rows[("PSNR", "Range")][cols[("bmaps", "phantom_camus", "published")]].value == 10.420
+    assert rows[("SSIM", "Std. Dev.")][cols[("plain", "my_thyroid", "published")]].value == 0.137
+    assert rows[("LPIPS", "Mean")][cols[("plain", "liver", "published")]].value is None  # not in table 2
+
+
+def test_files_are_written_and_well_formed(results, tmp_path):
+    paths = []
+    for res in results:
+        path = tmp_path / "metrics" / res["dataset"] / f"{res['variant']}.json"
+        write_json(path, res)
+        paths.append(path)
+    outputs = {t: {f: tmp_path / "tables" / f"{t}.{f}" for f in ("csv", "md", "tex")}
+               for t in ("fid", "paired", "physics")}
+    tables = make_tables(paths, FORMATS, B_MIN, outputs)
+
+    fid = pd.read_csv(outputs["fid"]["csv"])
+    camus = fid.set_index("Dataset").loc["phantom_camus"]
+    assert camus["bmaps 1st MP published"] == 0.204
+    assert camus["bmaps 1st MP ours"] == pytest.approx(1.564)
+    assert camus["bmaps 1st MP ours ci_low"] == pytest.approx(1.464)
+    assert pd.isna(camus["plain 1st MP ours"]) and NO_WEIGHTS in camus["reason"]
+    assert pd.isna(fid.set_index("Dataset").loc["liver", "reason"])
+
+    for name, table in tables.items():
+        md = outputs[name]["md"].read_text()
+        body = [line for line in md.splitlines() if line.startswith("| ")]
+        widths = {len(re.findall(r"(?<!\\)\|", line)) for line in body}
+        assert widths == {len(table.index) + len(table.columns) + 1}, name
+        tex = outputs[name]["tex"].read_text()
+        assert len(re.findall(r"(?<!\\)\{", tex)) == len(re.findall(r"(?<!\\)\}", tex)), name  # balanced
+        rows = [line for line in tex.splitlines() if line.endswith(r"\\") and not line.startswith(("$^", "["))]
+        for line in rows[1:]:
+            cells = len(re.findall(r"(?<!\\)&", line)) + 1
+            if r"\multicolumn" not in line and cells > 1:
+                assert cells == len(table.index) + len(table.columns), (name, line)
+
+    fid_md = outputs["fid"]["md"].read_text()
+    assert "n/a [1]" in fid_md and f"[1] n/a: {NO_WEIGHTS}" in fid_md
+    assert "1.564 [1.464, 1.664]" in fid_md  # ours with its CI
+    paired_md = outputs["paired"]["md"].read_text()
+    assert "LPIPS needs alexnet-owt-7be5be79.pth" in paired_md
+    physics_md = outputs["physics"]["md"].read_text()
+    assert "the dataset has no label maps" in physics_md
+    assert r"\|synthetic - real\|" in physics_md
+    assert r"$^{1}$ n/a: FID needs pt\_inception" in outputs["fid"]["tex"].read_text()
+
+
+def test_missing_value_and_na_render_differently():
+    table = Table("t", "caption", ["row"], [("a",), ("b",), ("c",)],
+                  rows=[(["x"], [Cell(1.0, [0.5, 1.5]), Cell(None), Cell(None, reason="why")])])
+    md = to_markdown(table)
+    assert "| x | 1.000 [0.500, 1.500] | – | n/a [1] |" in md and "[1] n/a: why" in md
+    assert r"1.000 {\tiny [0.500, 1.500]} & -- & n/a$^{1}$" in to_latex(table)
