@@ -36,7 +36,7 @@ rule paper_figures:
         mem_mb=config["resources"]["cpu_mem_mb"],
         runtime=config["resources"]["runtime"],
     conda:
-        env("report")
+        env("torch")
     script:
         "../scripts/paper_figures.py"
 
@@ -111,7 +111,7 @@ rule report_figures:
         mem_mb=config["resources"]["cpu_mem_mb"],
         runtime=config["resources"]["runtime"],
     conda:
-        env("report")
+        env("torch")
     script:
         "../scripts/report_figures.py"
 

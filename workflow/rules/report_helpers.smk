@@ -3,7 +3,9 @@
 FIGURES = f"{RESULTS}/figures"
 REPORT = f"{RESULTS}/report"
 #: Tables written by the metrics and segment stages, shown in the report as HTML pages.
-REPORT_TABLES = ["fid", "paired", "physics", "segmentation"]
+REPORT_TABLES = ["fid", "paired", "physics"] + (
+    ["segmentation"] if any(has_labels(d) for d in DATASETS) else []
+)
 CAT_PAPER = "1. Paper figures"
 CAT_SAMPLES = "2. Samples"
 CAT_TRAINING = "3. Training"
