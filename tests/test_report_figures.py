@@ -122,8 +122,16 @@ def test_table_html_shows_every_cell_and_marks_published(tmp_path):
     assert "FID &lt;1&gt;" in page and "1.235" in page and "[1.1, 1.4]" in page and "n/a" in page
     assert page.count("published") >= 3     # header + cell classes
     df.to_csv(tmp_path / "t.csv", index=False)
-    out = render_table_file(tmp_path / "t.csv", tmp_path / "t.html", "T")
-    assert "fid64_published" in out.read_text()
+    (tmp_path / "t.md").write_text("**Table 1** <x>\n\n| dataset | FID | FID published |\n| --- | ---: | ---: |\n"
+                                   "| camus | 1.23 [1.1, 1.4] | 0.5 |\n\n- [1] n/a: no weights\n")
+    out = render_table_file(tmp_path / "t.csv", tmp_path / "t.html", "T", md_path=tmp_path / "t.md")
+    page = out.read_text()
+    assert "fid64_published" in page and "<details>" in page
+    assert "<td style=\"text-align: right;\">1.23 [1.1, 1.4]</td>" in page   # the paper layout, as a table
+    assert "&lt;x&gt;" in page and "<x>" not in page                         # no raw HTML passes through
+    rows = pd.DataFrame({"source": ["ours", "Stojanovski (published)"], "kind": ["ours", "published"],
+                         "lv_mean": [80.0, 88.5]})
+    assert table_to_html(rows, "S").count('<tr class="published">') == 1
     with pytest.raises(InputError):
         render_table_file(tmp_path / "absent.csv", tmp_path / "u.html", "U")
     assert not (tmp_path / "u.html").exists()

@@ -118,9 +118,11 @@ rule report_figures:
 
 rule report_tables:
     input:
-        **{t: f"{RESULTS}/tables/{t}.csv" for t in REPORT_TABLES},
+        **table_inputs(),
     output:
         **table_outputs(),
+    params:
+        tables=REPORT_TABLES,
     log:
         f"{RESULTS}/logs/report_tables.log",
     threads: 1

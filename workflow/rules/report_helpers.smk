@@ -60,6 +60,15 @@ def sample_grid_outputs():
     ]
 
 
+def table_inputs():
+    """Each table's CSV (every number) and Markdown (the paper's layout): <table>_csv, <table>_md."""
+    return {
+        f"{t}_{ext}": f"{RESULTS}/tables/{t}.{ext}"
+        for t in REPORT_TABLES
+        for ext in ("csv", "md")
+    }
+
+
 def table_outputs():
     """One report-flagged HTML page per table, each with its own caption."""
     return {

@@ -1,12 +1,13 @@
-"""Rule report_tables: every table CSV as an HTML page for the report."""
+"""Rule report_tables: every table (paper layout and all numbers) as an HTML page for the report."""
 
 from sonodiff.report.tables_html import TABLE_TITLES, render_table_file
 from sonodiff.rule import run_rule
 
 
 def main(smk):
-    for name in smk.output.keys():
-        render_table_file(smk.input[name], smk.output[name], TABLE_TITLES.get(name, name))
+    for name in smk.params.tables:
+        render_table_file(smk.input[f"{name}_csv"], smk.output[name], TABLE_TITLES.get(name, name),
+                          md_path=smk.input[f"{name}_md"])
 
 
 run_rule(snakemake, main)  # noqa: F821 (injected by Snakemake)

@@ -1,9 +1,12 @@
-"""Tables of ``results/tables/*.csv`` as standalone HTML pages for the Snakemake report.
+"""Tables of ``results/tables/`` as standalone HTML pages for the Snakemake report.
 
-The report shows HTML results inline (in a frame) but offers CSV only as a download, so each
-table is rendered once more as a small page: every column of the CSV, numbers right-aligned and
-rounded for reading, columns holding published values (their name contains ``published`` or
-``paper``) shaded so that ours and theirs read side by side. The CSV itself stays the source.
+The report shows HTML results inline (in a frame) but offers CSV and Markdown only as downloads,
+so each table is rendered once more as a small page: first the table in the paper's layout (the
+stage's Markdown file: our figures with their 95% intervals ``v [lo, hi]``, the published values
+beside them, numbered n/a reasons), then every column of the CSV (numbers unrounded) in a
+collapsible section. In the CSV part, columns holding published values (their name contains
+``published`` or ``paper``) and rows whose ``kind`` is ``published`` are shaded, so that ours and
+theirs read side by side. The files themselves stay the source.
 """
 
 from __future__ import annotations
@@ -33,7 +36,10 @@ table { border-collapse: collapse; font-size: 0.88em; }
 th, td { border: 1px solid #bbb; padding: 0.25em 0.55em; }
 th { background: #e8e8e8; text-align: center; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.published, th.published { background: #fff4d6; }
+td.published, th.published, tr.published td { background: #fff4d6; }
+details { margin-top: 1.2em; } summary { cursor: pointer; font-weight: 600; }
+.layout table { margin-bottom: 0.8em; } .layout td { text-align: right; }
+.layout td:first-child { text-align: left; }
 p.note { font-size: 0.85em; color: #444; }
 """
 
@@ -51,37 +57,63 @@ def _fmt(value: object) -> tuple[str, bool]:
     return str(value), False
 
 
-def table_to_html(df: pd.DataFrame, title: str, note: str | None = None) -> str:
-    """A standalone HTML page showing ``df`` (no scripts, no external resources)."""
+def csv_table_html(df: pd.DataFrame) -> str:
+    """An HTML table of every cell of ``df`` (published columns and rows marked)."""
     published = [any(m in str(c).lower() for m in PUBLISHED_MARKERS) for c in df.columns]
     head = "".join(f"<th class=\"{'published' if p else ''}\">{html.escape(str(c))}</th>"
                    for c, p in zip(df.columns, published))
+    kind = list(df["kind"]) if "kind" in df.columns else [None] * len(df)
     body = []
-    for row in df.itertuples(index=False):
+    for row, row_kind in zip(df.itertuples(index=False), kind):
         cells = []
         for value, pub in zip(row, published):
             text, numeric = _fmt(value)
             cls = " ".join(c for c in ("num" if numeric else "", "published" if pub else "") if c)
             cells.append(f"<td class=\"{cls}\">{html.escape(text)}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
+        row_cls = " class=\"published\"" if str(row_kind).lower() == "published" else ""
+        body.append(f"<tr{row_cls}>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def markdown_html(text: str) -> str:
+    """Markdown (with pipe tables) as HTML; raw HTML in the source is escaped, not passed through."""
+    import markdown
+
+    return markdown.markdown(html.escape(text, quote=False), extensions=["tables"])
+
+
+def table_to_html(df: pd.DataFrame, title: str, note: str | None = None, layout_md: str | None = None) -> str:
+    """A standalone HTML page showing the paper-layout Markdown (if given) and every cell of
+    ``df`` (no scripts, no external resources)."""
     note_html = f"<p class=\"note\">{html.escape(note)}</p>" if note else ""
+    table = csv_table_html(df)
+    if layout_md is not None:
+        body = (f"<div class=\"layout\">{markdown_html(layout_md)}</div>"
+                f"<details><summary>All numbers (CSV, unrounded)</summary>{table}{note_html}</details>")
+    else:
+        body = table + note_html
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1>"
-        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-        f"{note_html}</body></html>\n"
+        f"<h1>{html.escape(title)}</h1>{body}</body></html>\n"
     )
 
 
-def render_table_file(csv_path: str | Path, html_path: str | Path, title: str) -> Path:
-    """Read one table CSV and write its HTML page atomically."""
+def render_table_file(csv_path: str | Path, html_path: str | Path, title: str,
+                      md_path: str | Path | None = None) -> Path:
+    """Read one table's CSV (and its Markdown layout, if given) and write its HTML page atomically."""
     csv_path = Path(csv_path)
     try:
         df = pd.read_csv(csv_path, keep_default_na=True)
     except (OSError, ValueError, pd.errors.EmptyDataError) as err:
         raise InputError(csv_path, f"unreadable table ({err})") from err
-    note = (f"{len(df)} rows, from {csv_path.name}; shaded columns hold the published values. "
-            "n/a marks a cell that could not be computed (the table's reason column says why).")
-    write_text(html_path, table_to_html(df, title, note))
+    layout = None
+    if md_path is not None:
+        try:
+            layout = Path(md_path).read_text()
+        except (OSError, UnicodeDecodeError) as err:
+            raise InputError(md_path, f"unreadable table ({err})") from err
+    note = (f"{len(df)} rows, from {csv_path.name}; shaded cells hold the published values; "
+            "n/a marks a value that could not be computed (the reason column or the notes say why).")
+    write_text(html_path, table_to_html(df, title, note, layout))
     return Path(html_path)
