@@ -1,0 +1,87 @@
+"""Phantom simulation rate: images per second per core, fast and SIMUS modes, at 128 x 128.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_phantom.py [--size 128] [--fast-images 60] [--simus-images 2]
+
+For each phantom (CAMUS-like cardiac sector, SegThy-like neck linear) and mode it times, on one
+core, the one-off set-up (PSFs or the delay-and-sum matrix) and then the per-image work (scene,
+B-mode simulation, label map), and prints images/s per core from CPU time (process time, which
+the other jobs on a shared machine do not inflate) and from wall time. It then times a whole
+``simulate_camus`` dataset (fast mode, set-up and NIfTI writing included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+from sonodiff.phantom import CARDIAC, NECK, Simulator, cardiac, neck, simulate_camus  # noqa: E402
+
+
+def scenes(phantom: str, n: int):
+    """``n`` (scene, extra noise) pairs of distinct patients/views/phases or slices."""
+    out = []
+    p = 0
+    while len(out) < n:
+        if phantom == "camus":
+            patient = cardiac.draw_patient(np.random.default_rng([0, p]))
+            for view in cardiac.VIEWS:
+                for phase in cardiac.PHASES:
+                    out.append(cardiac.scene(patient, view, phase))
+        else:
+            patient = neck.draw_patient(np.random.default_rng([0, p]))
+            out.extend(neck.scene(patient, float(y)) for y in neck.slice_positions(patient, 8))
+        p += 1
+    return out[:n]
+
+
+def bench(phantom: str, mode: str, size: int, n: int) -> dict:
+    probe = CARDIAC if phantom == "camus" else NECK
+    c0, w0 = time.process_time(), time.perf_counter()
+    sim = Simulator(probe, mode, size)
+    setup_cpu, setup_wall = time.process_time() - c0, time.perf_counter() - w0
+    todo = scenes(phantom, n)
+    x, z = probe.image_points(size)
+    c0, w0 = time.process_time(), time.perf_counter()
+    for k, scene in enumerate(todo):
+        sim.image(scene, np.random.default_rng(k))
+        scene.labels(x, z)
+    cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+    return {"phantom": phantom, "mode": mode, "n": n, "setup_cpu_s": setup_cpu, "setup_wall_s": setup_wall,
+            "cpu_s_per_image": cpu / n, "wall_s_per_image": wall / n,
+            "images_per_s_per_core": n / cpu, "images_per_s_wall": n / wall}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--fast-images", type=int, default=60)
+    ap.add_argument("--simus-images", type=int, default=2)
+    ap.add_argument("--skip-simus", action="store_true")
+    args = ap.parse_args()
+    rows = []
+    for phantom in ("camus", "segthy"):
+        rows.append(bench(phantom, "fast", args.size, args.fast_images))
+        if not args.skip_simus:
+            rows.append(bench(phantom, "simus", args.size, args.simus_images))
+    print(f"phantom simulation at {args.size}x{args.size} (OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']})")
+    print(f"{'phantom':8} {'mode':6} {'n':>4} {'setup cpu s':>11} {'cpu s/img':>10} {'img/s/core':>10} "
+          f"{'wall s/img':>10} {'img/s wall':>10}")
+    for r in rows:
+        print(f"{r['phantom']:8} {r['mode']:6} {r['n']:>4} {r['setup_cpu_s']:>11.2f} {r['cpu_s_per_image']:>10.4f} "
+              f"{r['images_per_s_per_core']:>10.2f} {r['wall_s_per_image']:>10.4f} {r['images_per_s_wall']:>10.2f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        c0, w0 = time.process_time(), time.perf_counter()
+        simulate_camus(tmp, patients=6, mode="fast", size=args.size, seed=0, progress=False)
+        cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+    print(f"simulate_camus dataset, 6 patients x 4 images, fast, set-up and NIfTI writing included: "
+          f"{24 / cpu:.2f} img/s/core ({cpu:.2f} s cpu, {wall:.2f} s wall)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""Physics-simulated phantom datasets (pymust B-mode) in the real datasets' on-disk layouts.
+
+``phantom_camus``: apical 2CH/4CH cardiac views at ED and ES (labels 0 background, 1 LV cavity,
+2 myocardium, 3 left atrium) imaged by a 75-degree phased-array sector, written as the CAMUS
+NIfTI release. ``phantom_segthy``: 3-D neck volumes (thyroid, carotids, jugulars, trachea as air)
+imaged slice by slice by a linear array, written as the SegThy volunteer dataset.
+
+Modules: :mod:`probe` (geometry, beam grid, scan conversion), :mod:`bmode` (SIMUS and fast
+convolution models, envelope, log compression), :mod:`tissue` (scenes, echogenicity, texture),
+:mod:`cardiac` and :mod:`neck` (anatomies), :mod:`layout` (files), :mod:`simulate` (datasets).
+"""
+
+from sonodiff.phantom.bmode import FastModel, Physics, SimusModel, Simulator
+from sonodiff.phantom.probe import CARDIAC, NECK, Probe
+from sonodiff.phantom.simulate import simulate_camus, simulate_phantom, simulate_segthy
+
+__all__ = [
+    "CARDIAC", "NECK", "FastModel", "Physics", "Probe", "SimusModel", "Simulator",
+    "simulate_camus", "simulate_phantom", "simulate_segthy",
+]

@@ -1,0 +1,84 @@
+"""Writing phantoms in the real datasets' on-disk layouts (CAMUS NIfTI release, SegThy).
+
+CAMUS (current NIfTI release)::
+
+    database_nifti/patientXXXX/patientXXXX_{2CH,4CH}_{ED,ES}.nii.gz     uint8 image (H, W)
+    database_nifti/patientXXXX/patientXXXX_{2CH,4CH}_{ED,ES}_gt.nii.gz  uint8 labels 0..3
+    database_nifti/patientXXXX/Info_{2CH,4CH}.cfg                       "key: value" lines
+    database_split/subgroup_{training,validation,testing}.txt         one patientXXXX per line
+
+SegThy (volunteer dataset)::
+
+    US_volunteer_dataset/data/<name>.nii.gz                image volume (uint8)
+    US_volunteer_dataset/ground_truth_data/<name>.nii.gz   label volume (uint8, values 0..5)
+
+NIfTI files are written by SimpleITK from numpy arrays, so ``sitk.GetArrayFromImage`` returns the
+array as written (2-D: (H, W), the probe at row 0). SimpleITK's gzip stream has a zero timestamp,
+so the same arrays give byte-identical files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+CAMUS_SPLITS = {"train": "training", "val": "validation", "test": "testing"}
+
+
+def write_nifti(array: np.ndarray, path: Path, spacing_mm: Sequence[float]) -> None:
+    """Write ``array`` as a gzipped NIfTI; ``spacing_mm`` is per numpy axis (reversed for ITK)."""
+    import SimpleITK as sitk
+
+    image = sitk.GetImageFromArray(np.ascontiguousarray(array))
+    image.SetSpacing([float(s) for s in reversed(list(spacing_mm))])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(image, str(path), True)
+
+
+def camus_patient_id(index: int) -> str:
+    return f"patient{index:04d}"
+
+
+def camus_image_path(root: Path, patient: str, view: str, phase: str, gt: bool = False) -> Path:
+    suffix = "_gt" if gt else ""
+    return root / "database_nifti" / patient / f"{patient}_{view}_{phase}{suffix}.nii.gz"
+
+
+def write_camus_info(root: Path, patient: str, view: str, fields: dict) -> None:
+    """``Info_<view>.cfg``: one ``key: value`` line per field, in the order given."""
+    path = root / "database_nifti" / patient / f"Info_{view}.cfg"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{k}: {v}\n" for k, v in fields.items()))
+
+
+def write_camus_split(root: Path, split: dict[str, list[str]]) -> None:
+    """``database_split/subgroup_{training,validation,testing}.txt`` (sorted patient ids)."""
+    folder = root / "database_split"
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, name in CAMUS_SPLITS.items():
+        ids = sorted(split.get(key, []))
+        (folder / f"subgroup_{name}.txt").write_text("".join(f"{p}\n" for p in ids))
+
+
+def segthy_paths(root: Path, name: str) -> tuple[Path, Path]:
+    base = root / "US_volunteer_dataset"
+    return base / "data" / f"{name}.nii.gz", base / "ground_truth_data" / f"{name}.nii.gz"
+
+
+def split_patients(ids: Sequence[str], fractions: dict[str, float], rng: np.random.Generator) -> dict[str, list[str]]:
+    """Seeded patient-level split: n_s = round(f_s N) (at least 1 where f_s > 0), train takes the rest."""
+    ids = list(ids)
+    order = [ids[i] for i in rng.permutation(len(ids))]
+    n = len(ids)
+    counts = {}
+    for key in ("val", "test"):
+        f = float(fractions.get(key, 0.0))
+        counts[key] = max(1, int(round(f * n))) if f > 0 else 0
+    while counts["val"] + counts["test"] > n - 1 and (counts["val"] or counts["test"]):
+        big = "val" if counts["val"] >= counts["test"] else "test"
+        counts[big] -= 1
+    out = {"val": order[:counts["val"]], "test": order[counts["val"]:counts["val"] + counts["test"]]}
+    out["train"] = order[counts["val"] + counts["test"]:]
+    return out

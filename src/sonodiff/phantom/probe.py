@@ -1,0 +1,214 @@
+"""Probe geometry: beam-domain grid, output image grid, imaging sector and scan conversion.
+
+Two geometries cover the phantoms:
+
+* ``sector`` (cardiac, "convex" in the B-map sense): a phased array at the origin images a fan
+  of half-opening ``a`` down to ``depth``. A point (x, z) (x lateral, z depth, metres) has beam
+  coordinates r = sqrt(x^2 + z^2), theta = atan2(x, z); it is inside the sector when
+  r <= depth and |theta| <= a. In the written image the fan apex is at the top centre
+  (row 0, column (W-1)/2).
+* ``linear`` (neck): a linear array on z = 0 images the rectangle |x| <= width/2, 0 <= z <= depth;
+  beam coordinates are (z, x) themselves and every pixel is inside the sector.
+
+The beam grid (``BeamGrid``) samples (r, theta) or (z, x) finely enough for the baseband I/Q signal
+(axial step lambda/2 by default); scan conversion (:func:`scan_convert`) interpolates it bilinearly at
+the output pixel centres, which is what a scanner does after log compression.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+from scipy import ndimage
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A transducer, its imaging geometry and the medium it images.
+
+    Transducer fields follow pymust's ``PARAM`` (``getparam``): centre frequency ``fc`` (Hz),
+    ``pitch``, ``kerf``, element ``height`` and elevation ``focus`` (m), ``n_elements``,
+    pulse-echo 6-dB fractional ``bandwidth`` (%). ``attenuation`` is in dB/cm/MHz (linear
+    frequency dependence, as pymust's ``PARAM.attenuation``); ``c`` is the speed of sound (m/s).
+    """
+
+    name: str
+    kind: str                      # "sector" | "linear"
+    fc: float
+    pitch: float
+    kerf: float
+    n_elements: int
+    bandwidth: float
+    height: float
+    focus: float
+    depth: float                   # imaged depth (m)
+    opening_deg: float = 75.0      # sector: full opening angle
+    width: float = 0.0             # linear: imaged width (m); 0 = the aperture
+    attenuation: float = 0.5       # dB/cm/MHz
+    c: float = 1540.0
+    axial_step_wavelengths: float = 0.5
+    n_lateral: int = 192           # beam-grid columns (scan lines)
+
+    def __post_init__(self):
+        if self.kind not in ("sector", "linear"):
+            raise ValueError(f"probe kind must be sector or linear, not {self.kind!r}")
+
+    # ------------------------------------------------------------------ derived quantities
+    @property
+    def wavelength(self) -> float:
+        return self.c / self.fc
+
+    @property
+    def half_opening(self) -> float:
+        return math.radians(self.opening_deg) / 2
+
+    @property
+    def image_width(self) -> float:
+        """Physical width (m) covered by the output image columns."""
+        if self.kind == "sector":
+            return 2 * self.depth * math.sin(self.half_opening)
+        return self.width or self.n_elements * self.pitch
+
+    def pymust_param(self):
+        """The pymust ``Param`` structure of this probe (2-D simulation, no elevation focusing)."""
+        import pymust
+
+        p = pymust.utils.Param()
+        p.fc = float(self.fc)
+        p.pitch = float(self.pitch)
+        p.kerf = float(self.kerf)
+        p.width = float(self.pitch - self.kerf)
+        p.Nelements = int(self.n_elements)
+        p.bandwidth = float(self.bandwidth)
+        p.radius = np.inf
+        p.height = float(self.height)
+        p.focus = float(self.focus)
+        p.c = float(self.c)
+        p.attenuation = float(self.attenuation)
+        p.fs = 4 * float(self.fc)
+        p.fnumber = None  # pymust picks the receive f-number from the element directivity
+        return p
+
+    def tx_delays(self, param) -> np.ndarray:
+        """One transmit: a diverging wave covering the sector, or a plane wave (linear)."""
+        import pymust
+
+        if self.kind == "sector":
+            return pymust.txdelay(param, 0.0, math.radians(self.opening_deg))
+        return pymust.txdelay(param, 0.0)
+
+    # ------------------------------------------------------------------ grids
+    @cached_property
+    def beam_grid(self) -> "BeamGrid":
+        return BeamGrid.for_probe(self)
+
+    def image_points(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """(x, z) in metres of the centres of a ``size`` x ``size`` output image (row 0 = probe)."""
+        j = (np.arange(size) + 0.5) / size
+        x = (j - 0.5) * self.image_width
+        z = j * self.depth
+        return np.meshgrid(x, z)
+
+    def image_spacing(self, size: int) -> tuple[float, float]:
+        """Pixel spacing (column, row) in millimetres of a ``size`` x ``size`` image."""
+        return self.image_width * 1e3 / size, self.depth * 1e3 / size
+
+    def inside(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """Whether points lie in the imaging sector."""
+        if self.kind == "sector":
+            r = np.hypot(x, z)
+            return (r <= self.depth) & (np.abs(np.arctan2(x, z)) <= self.half_opening) & (z >= 0)
+        return (np.abs(x) <= self.image_width / 2) & (z >= 0) & (z <= self.depth)
+
+    def sector_mask(self, size: int) -> np.ndarray:
+        """Boolean (size, size) mask of the pixels inside the imaging sector."""
+        return self.inside(*self.image_points(size))
+
+    def with_(self, **changes) -> "Probe":
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class BeamGrid:
+    """Beam-domain sampling: ``axial`` (r or z, m) by ``lateral`` (theta in rad, or x in m)."""
+
+    kind: str
+    axial: np.ndarray
+    lateral: np.ndarray
+
+    @staticmethod
+    def for_probe(probe: Probe) -> "BeamGrid":
+        step = probe.axial_step_wavelengths * probe.wavelength
+        n_ax = int(math.ceil(probe.depth / step)) + 1
+        axial = np.linspace(0.0, probe.depth, n_ax)
+        half = probe.half_opening if probe.kind == "sector" else probe.image_width / 2
+        lateral = np.linspace(-half, half, probe.n_lateral)
+        return BeamGrid(probe.kind, axial, lateral)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.axial), len(self.lateral)
+
+    @property
+    def d_axial(self) -> float:
+        return float(self.axial[1] - self.axial[0])
+
+    @property
+    def d_lateral(self) -> float:
+        return float(self.lateral[1] - self.lateral[0])
+
+    def points(self, rows: slice | None = None, cols: slice | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Cartesian (x, z) of the grid nodes (optionally a sub-block)."""
+        a = self.axial if rows is None else self.axial[rows]
+        lat = self.lateral if cols is None else self.lateral[cols]
+        A, L = np.meshgrid(a, lat, indexing="ij")
+        if self.kind == "sector":
+            return A * np.sin(L), A * np.cos(L)
+        return L, A
+
+    def cell_area(self) -> np.ndarray:
+        """Area (m^2) each node stands for, per row: r dr dtheta (sector) or dz dx (linear)."""
+        if self.kind == "sector":
+            return np.maximum(self.axial, 0.5 * self.d_axial) * self.d_axial * self.d_lateral
+        return np.full(len(self.axial), self.d_axial * self.d_lateral)
+
+    def fractional_index(self, x: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fractional (row, column) grid indices of Cartesian points."""
+        if self.kind == "sector":
+            a, lat = np.hypot(x, z), np.arctan2(x, z)
+        else:
+            a, lat = z, x
+        return (a - self.axial[0]) / self.d_axial, (lat - self.lateral[0]) / self.d_lateral
+
+
+def scan_convert(probe: Probe, beam_image: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear scan conversion of a beam-domain image to ``size`` x ``size`` pixels.
+
+    Pixel (i, j) at Cartesian (x, z) takes the beam image at fractional indices
+    ((r - r_0) / dr, (theta - theta_0) / dtheta) (sector) or ((z - z_0) / dz, (x - x_0) / dx);
+    pixels outside the imaging sector are 0.
+    """
+    x, z = probe.image_points(size)
+    rows, cols = probe.beam_grid.fractional_index(x, z)
+    out = ndimage.map_coordinates(beam_image, [rows, cols], order=1, mode="nearest")
+    out[~probe.inside(x, z)] = 0
+    return out
+
+
+#: Cardiac phased array (pymust ``P4-2v``, 2.7 MHz) imaging a 75-degree fan down to 17 cm.
+CARDIAC = Probe(
+    name="P4-2v sector", kind="sector", fc=2.72e6, pitch=0.3e-3, kerf=0.05e-3, n_elements=64,
+    bandwidth=74, height=14e-3, focus=60e-3, depth=0.17, opening_deg=75.0, attenuation=0.3,
+    axial_step_wavelengths=1.0, n_lateral=160,
+)
+
+#: Neck linear array (128 elements, 5 MHz, 50 mm aperture) imaging a 50 mm x 40 mm rectangle.
+NECK = Probe(
+    name="linear 5 MHz", kind="linear", fc=5.0e6, pitch=0.39e-3, kerf=0.05e-3, n_elements=128,
+    bandwidth=75, height=5e-3, focus=20e-3, depth=0.04, width=0.05, attenuation=0.8,
+    n_lateral=160,
+)

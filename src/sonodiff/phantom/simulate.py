@@ -1,0 +1,147 @@
+"""Simulate whole phantom datasets and write them in the real datasets' layouts.
+
+Every random draw comes from ``numpy.random.default_rng([seed, stream, ...])`` keyed by what it is
+for (anatomy of patient p, speckle of image (p, view, phase) or slice (p, k), the split), so the
+same seed gives the same files whatever the mode, size or order of simulation, and one patient's
+anatomy does not change when more patients are asked for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+from tqdm import tqdm
+
+from sonodiff.errors import InputError
+from sonodiff.io import atomic_dir
+from sonodiff.phantom import cardiac, layout, neck
+from sonodiff.phantom.bmode import Physics, Simulator
+from sonodiff.phantom.probe import CARDIAC, NECK, Probe
+
+log = logging.getLogger(__name__)
+
+ANATOMY, SPECKLE, SPLIT = 0, 1, 2
+DEFAULT_FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
+
+
+def _provenance(root: Path, phantom: str, probe: Probe, physics: Physics, settings: Mapping) -> None:
+    """``phantom.json``: what was simulated and how (no timestamps, so it is reproducible)."""
+    info = {"phantom": phantom, "settings": dict(settings), "probe": dataclasses.asdict(probe),
+            "physics": dataclasses.asdict(physics)}
+    (root / "phantom.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=float) + "\n")
+
+
+def simulate_camus(root: str | Path, patients: int, mode: str = "fast", size: int = 64, seed: int = 0,
+                   fractions: Mapping[str, float] = DEFAULT_FRACTIONS, probe: Probe = CARDIAC,
+                   physics: Physics = Physics(), progress: bool = True) -> dict[str, list[str]]:
+    """Write a CAMUS-layout phantom (2 views x 2 phases per patient) into ``root``; return the split."""
+    root = Path(root)
+    sim = Simulator(probe, mode, size, physics)
+    x, z = probe.image_points(size)
+    sector = probe.sector_mask(size)
+    spacing = probe.image_spacing(size)[::-1]   # numpy axes: (row, column)
+    ids = [layout.camus_patient_id(i + 1) for i in range(patients)]
+    jobs = [(p, v, ph) for p in range(patients) for v in cardiac.VIEWS for ph in cardiac.PHASES]
+    drawn: dict[int, cardiac.CardiacPatient] = {}
+    for p, view, phase in tqdm(jobs, desc="phantom_camus", unit="img", disable=not progress):
+        if p not in drawn:
+            drawn[p] = cardiac.draw_patient(np.random.default_rng([seed, ANATOMY, p]))
+        patient = drawn[p]
+        scene = cardiac.scene(patient, view, phase)
+        rng = np.random.default_rng([seed, SPECKLE, p, cardiac.VIEWS.index(view), cardiac.PHASES.index(phase)])
+        image = sim.image(scene, rng, cardiac.QUALITY_NOISE_DB[patient.quality])
+        labels = scene.labels(x, z)
+        labels[~sector] = 0
+        layout.write_nifti(image, layout.camus_image_path(root, ids[p], view, phase), spacing)
+        layout.write_nifti(labels.astype(np.uint8), layout.camus_image_path(root, ids[p], view, phase, gt=True), spacing)
+        if phase == cardiac.PHASES[-1]:
+            layout.write_camus_info(root, ids[p], view, {
+                "ED": 1, "ES": patient.es_frame, "NbFrame": patient.nb_frame, "Sex": patient.sex,
+                "Age": patient.age, "ImageQuality": patient.quality, "EF": patient.ef,
+                "FrameRate": patient.frame_rate})
+            if view == cardiac.VIEWS[-1]:
+                drawn.pop(p)
+    split = layout.split_patients(ids, fractions, np.random.default_rng([seed, SPLIT]))
+    layout.write_camus_split(root, split)
+    _provenance(root, "camus", probe, physics, {"patients": patients, "mode": mode, "size": size, "seed": seed})
+    return split
+
+
+def simulate_segthy(root: str | Path, patients: int, mode: str = "fast", size: int = 64, slices: int = 8,
+                    seed: int = 0, slice_axis: int = 2, probe: Probe = NECK, physics: Physics = Physics(),
+                    progress: bool = True) -> list[str]:
+    """Write a SegThy-layout phantom (one image and one label volume per volunteer) into ``root``.
+
+    Each volume stacks ``slices`` 2-D B-mode images (size x size, probe at row 0) along
+    ``slice_axis``: slicing the array returned by ``sitk.GetArrayFromImage`` along that axis gives
+    the 2-D images back, with the probe at row 0.
+    """
+    if slice_axis not in (0, 1, 2):
+        raise InputError("config key slice_axis", f"must be 0, 1 or 2, not {slice_axis}")
+    root = Path(root)
+    sim = Simulator(probe, mode, size, physics)
+    x, z = probe.image_points(size)
+    col_mm, row_mm = probe.image_spacing(size)
+    width = max(2, len(str(patients)))
+    names = [f"volunteer{i + 1:0{width}d}" for i in range(patients)]
+    bar = tqdm(total=patients * slices, desc="phantom_segthy", unit="img", disable=not progress)
+    for p, name in enumerate(names):
+        patient = neck.draw_patient(np.random.default_rng([seed, ANATOMY, p]))
+        ys = neck.slice_positions(patient, slices)
+        images, labels = [], []
+        for k, y in enumerate(ys):
+            scene = neck.scene(patient, float(y))
+            rng = np.random.default_rng([seed, SPECKLE, p, k])
+            images.append(sim.image(scene, rng))
+            labels.append(scene.labels(x, z).astype(np.uint8))
+            bar.update()
+        step_mm = float(ys[1] - ys[0]) * 1e3 if slices > 1 else 1.0
+        spacing = [row_mm, col_mm]
+        spacing.insert(slice_axis, step_mm)
+        image_path, label_path = layout.segthy_paths(root, name)
+        layout.write_nifti(np.moveaxis(np.stack(images), 0, slice_axis), image_path, spacing)
+        layout.write_nifti(np.moveaxis(np.stack(labels), 0, slice_axis), label_path, spacing)
+    bar.close()
+    _provenance(root, "segthy", probe, physics, {"patients": patients, "mode": mode, "size": size,
+                                                 "slices": slices, "seed": seed, "slice_axis": slice_axis})
+    return names
+
+
+FORMATS = {"camus": "camus", "segthy": "segthy"}
+
+
+def simulate_phantom(cfg: Mapping, out_dir: str | Path, progress: bool = True) -> Path:
+    """Simulate the phantom dataset of a resolved job config into ``out_dir`` (atomically).
+
+    Reads ``cfg["data"]["source"]["simulate"]`` (phantom, patients, mode, size, slices, seed), the
+    dataset's ``format`` and ``slice_axis``, and ``cfg["split"]["fractions"]`` for the CAMUS
+    phantom's official split. The folder appears whole or not at all.
+    """
+    data = cfg["data"]
+    name = cfg.get("dataset", "dataset")
+    sim = data["source"].get("simulate")
+    where = f"config key datasets.{name}.source.simulate"
+    if not sim:
+        raise InputError(f"config key datasets.{name}.source", "has no simulate entry")
+    phantom = sim["phantom"]
+    if phantom not in FORMATS:
+        raise InputError(f"{where}.phantom", f"unknown phantom {phantom!r} (camus or segthy)")
+    if data.get("format") != FORMATS[phantom]:
+        raise InputError(f"config key datasets.{name}.format",
+                         f"a {phantom} phantom is written in the {FORMATS[phantom]} layout, not {data.get('format')!r}")
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        if phantom == "camus":
+            fractions = cfg.get("split", {}).get("fractions", DEFAULT_FRACTIONS)
+            simulate_camus(tmp, sim["patients"], sim["mode"], sim["size"], sim["seed"], fractions,
+                           progress=progress)
+        else:
+            simulate_segthy(tmp, sim["patients"], sim["mode"], sim["size"], sim.get("slices", 8), sim["seed"],
+                            data.get("slice_axis", 2), progress=progress)
+    log.info("wrote %s phantom to %s", phantom, out_dir)
+    return out_dir
