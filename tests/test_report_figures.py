@@ -194,21 +194,16 @@ def test_process_and_reverse_figures_from_the_results_tree(tiny_tree, tmp_path):
 
 
 def test_reverse_snapshots_start_from_the_same_noise_and_end_at_x0(tiny_tree):
-    import torch
-
-    from sonodiff.report.paper_figures import load_trained, reverse_snapshots
+    from sonodiff.report.paper_figures import reverse_snapshots
+    from sonodiff.sample import load_model
 
     cfg, results = tiny_tree
     d = "phantom_camus"
     lab = np.asarray(Image.open(sorted((results / "data" / d / "labels").iterdir())[0]), dtype=np.int64)
-    out = {}
-    for v in ("baseline", "bmaps"):
-        model, mcfg, depth = load_trained(results / "models" / d / v / "model.pt", torch.device("cpu"))
-        out[v] = reverse_snapshots(model, mcfg, depth, lab, 4, torch.device("cpu"), seed=0)
+    out = {v: reverse_snapshots(load_model(results / "models" / d / v / "model.pt"), lab, 4, seed=0)
+           for v in ("baseline", "bmaps")}
     names, frames = out["bmaps"]
     assert names[-1] == "x_0" and len(names) == frames.shape[0] == 4
     assert names[0] >= 15 and all(a > b for a, b in zip(names[:-2], names[1:-1]))  # from x_T down
     np.testing.assert_allclose(out["baseline"][1][0], frames[0])   # same x_T for both variants
     assert np.abs(frames[-1]).max() <= 1.0 + 1e-6                  # clipped x_0
-    with pytest.raises(InputError):
-        load_trained(results / "nope.pt", torch.device("cpu"))

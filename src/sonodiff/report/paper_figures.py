@@ -2,8 +2,9 @@
 (Domínguez et al. figs. 1-2, drawn by :mod:`sonodiff.diffusion.figures`) and the reverse process
 from noise (fig. 3: snapshots x_t along the sampler's chain of each trained model).
 
-The reverse figure runs each variant's model (``model.pt``: EMA weights, spec, resolved config,
-depth map) from the same initial noise :math:`x_T \\sim N(0, I)` (seeded by the config's seed) on
+The reverse figure runs each variant's model (``model.pt``, loaded by the sampling stage's
+:func:`sonodiff.sample.load_model`) with the sampling stage's guided prediction, from the same
+initial noise :math:`x_T \\sim N(0, I)` (seeded by the config's seed) on
 one validation label map, with the sampler of the model's ``sample`` config (respaced ancestral
 or DDIM-N), keeping :math:`x_t` at evenly spaced steps and the final :math:`x_0`.
 """
@@ -11,7 +12,7 @@ or DDIM-N), keeping :math:`x_t` at evenly spaced steps and the final :math:`x_0`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 import torch
@@ -21,6 +22,9 @@ from sonodiff.io import read_json
 from sonodiff.manifest import read_manifest
 from sonodiff.report import figures as F
 from sonodiff.report.dataset_figures import variant_title
+
+if TYPE_CHECKING:
+    from sonodiff.sample import LoadedModel
 
 
 def render_process_figures(cfg: Mapping[str, Any], data_dir: str | Path, bmaps_out: str | Path,
@@ -43,52 +47,39 @@ def render_process_figures(cfg: Mapping[str, Any], data_dir: str | Path, bmaps_o
     render_forward_figure(image, diffusion, forward_out, num_panels=num_panels, seed=int(cfg["seed"]))
 
 
-def load_trained(path: str | Path, device: torch.device) -> tuple[torch.nn.Module, dict, torch.Tensor]:
-    """(EMA model in eval mode, resolved config, depth map) from a ``model.pt``."""
-    from sonodiff.models import build_model
-
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        model = build_model(payload["spec"])
-        model.load_state_dict(payload["state_dict"])
-    except (OSError, RuntimeError, KeyError, EOFError) as err:
-        raise InputError(path, f"unreadable model ({err})") from err
-    return model.to(device).eval(), dict(payload["config"]), payload["depth"]
-
-
-def reverse_snapshots(model: torch.nn.Module, cfg: Mapping[str, Any], depth: torch.Tensor,
-                      labels: np.ndarray | None, num_snapshots: int, device: torch.device,
+def reverse_snapshots(loaded: "LoadedModel", labels: np.ndarray | None, num_snapshots: int,
                       seed: int) -> tuple[list[int | str], np.ndarray]:
-    """Column names and snapshots (K, H, W) in [-1, 1] of one reverse chain (module docstring)."""
-    from sonodiff.diffusion.sampling import sample_loop
-    from sonodiff.train.loop import make_diffusion
+    """Column names and snapshots (K, H, W) in [-1, 1] of one reverse chain (module docstring).
 
-    steps_spec = cfg["sample"]["steps"]
-    diffusion = make_diffusion(cfg, depth).respace(steps_spec).to(device)
-    ddim = str(steps_spec).startswith("ddim")
+    ``loaded`` is a :class:`sonodiff.sample.LoadedModel`; the sampler, guidance scale, eta and
+    clipping are those of its ``sample`` config, as in the sampling stage.
+    """
+    from sonodiff.diffusion.sampling import sample_loop
+    from sonodiff.sample import guided_fn, parse_steps
+
+    scfg = loaded.config["sample"]
+    spec, ddim = parse_steps(scfg["steps"])
+    diffusion = loaded.diffusion.respace(spec)
+    device = diffusion.device
     n = diffusion.num_steps
     every = max(1, (n - 1) // max(num_snapshots - 2, 1))
-    h, w = depth.shape
     cond_labels = None if labels is None else torch.as_tensor(labels, dtype=torch.long)[None].to(device)
-    cond = model.condition(cond_labels)
-
-    def model_fn(x_t, t):
-        return model(x_t, t, cond)
-
-    gen = torch.Generator().manual_seed(int(seed))
-    noise = torch.randn((1, 1, h, w), generator=gen)
+    cond = loaded.model.condition(cond_labels)
+    model_fn = guided_fn(loaded, cond, float(scfg["guidance_scale"]), None)
+    noise = torch.randn((1, *loaded.image_shape), generator=torch.Generator().manual_seed(int(seed)))
     x0, snaps = sample_loop(diffusion, model_fn, noise, [torch.Generator().manual_seed(int(seed) + 1)],
-                            ddim=ddim, eta=float(cfg["sample"]["eta"]), clip_x0=bool(cfg["sample"]["clip_x0"]),
+                            ddim=ddim, eta=float(scfg["eta"]), clip_x0=bool(scfg["clip_x0"]),
                             progress=True, snapshot_every=every)
     keep = [snaps[i] for i in sorted({int(round(v)) for v in np.linspace(0, len(snaps) - 1, num_snapshots - 1)})]
     names: list[int | str] = [s.step for s in keep] + ["x_0"]
-    frames = np.stack([s.x_t[0, 0].numpy() for s in keep] + [x0[0, 0].detach().cpu().numpy()])
+    frames = np.stack([s.x_t[0].mean(0).numpy() for s in keep] + [x0[0].mean(0).detach().cpu().numpy()])
     return names, frames
 
 
 def render_reverse_from_files(models: Mapping[str, str | Path], data_dir: str | Path, out: str | Path,
                               dataset: str, num_snapshots: int = 8, device: str = "auto") -> Path:
     """Fig. 3 for one dataset: one row per variant, same label map and same initial noise."""
+    from sonodiff.sample import load_model
     from sonodiff.train.loop import resolve_device
 
     data_dir = Path(data_dir)
@@ -100,8 +91,8 @@ def render_reverse_from_files(models: Mapping[str, str | Path], data_dir: str | 
     dev = resolve_device(device)
     snapshots, names = {}, None
     for variant, path in models.items():
-        model, cfg, depth = load_trained(path, dev)
-        names, frames = reverse_snapshots(model, cfg, depth, labels, num_snapshots, dev, seed=int(cfg["seed"]))
+        loaded = load_model(path, dev)
+        names, frames = reverse_snapshots(loaded, labels, num_snapshots, seed=int(loaded.config["seed"]))
         snapshots[variant_title(variant)] = frames
     sector_id = read_json(data_dir / "dataset.json").get("sector_id")
     label_rgb = F.colorize_labels(labels, sector_id) if labels is not None else None
