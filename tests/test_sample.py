@@ -13,7 +13,7 @@ from sonodiff.diffusion.sampling import sample_loop
 from sonodiff.errors import InputError
 from sonodiff.manifest import read_manifest
 from sonodiff.sample import (
-    gather, generate, guided_fn, load_model, parse_steps, sample_all, sample_shard, sampling_jobs, shard_jobs,
+    gather, generate, guided_fn, load_model, parse_steps, read_label_maps, sample_all, sample_shard, sampling_jobs, shard_jobs,
 )
 from sonodiff.train import train
 from sonodiff.train.seeds import derive_seed
@@ -56,16 +56,16 @@ def test_guidance_scale_zero_is_the_conditional_model_alone(trained):
     cfg = tiny_config(sample={"guidance_scale": 0.0, "steps": "ddim4"})
     loaded = load_model(model)
     batch = sampling_jobs(cfg, labels).iloc[:3]
-    got = generate(loaded, batch, cfg)
+    labels = read_label_maps(list(batch["label"]), loaded)
+    got = generate(loaded, labels, list(batch["seed"]), cfg)
 
-    cond = loaded.model.condition(torch.stack([torch.from_numpy(np.array(Image.open(p))).long()
-                                               for p in batch["label"]]))
+    cond = loaded.model.condition(labels)
     gens = [torch.Generator().manual_seed(int(s)) for s in batch["seed"]]
     x0 = sample_loop(loaded.diffusion.respace("ddim4"), lambda x, t: loaded.model(x, t, cond), (3, 1, 16, 16),
                      gens, ddim=True, eta=0.0, clip_x0=True, progress=False)
     want = ((x0.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     assert torch.equal(got, want)
-    guided = generate(loaded, batch, tiny_config(sample={"guidance_scale": 3.0, "steps": "ddim4"}))
+    guided = generate(loaded, labels, list(batch["seed"]), tiny_config(sample={"guidance_scale": 3.0, "steps": "ddim4"}))
     assert not torch.equal(got, guided)
 
 

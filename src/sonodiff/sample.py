@@ -141,25 +141,31 @@ def guided_fn(loaded: LoadedModel, cond: torch.Tensor | None, scale: float, amp:
     return model_fn
 
 
-def generate(loaded: LoadedModel, batch: pd.DataFrame, cfg: Mapping[str, Any], progress: bool = False) -> torch.Tensor:
-    """Sample one batch of jobs; returns uint8 images (B, C, H, W) on the CPU."""
+def read_label_maps(paths: Sequence[str], loaded: LoadedModel) -> torch.Tensor:
+    """Label-map PNGs as a (B, H, W) long tensor, checked against the model's size and labels."""
+    labels = torch.from_numpy(np.stack([read_png(p) for p in paths])).long()
+    if tuple(labels.shape[1:]) != loaded.image_shape[1:]:
+        raise InputError(paths[0], f"label map is {tuple(labels.shape[1:])}, the model makes {loaded.image_shape[1:]}")
+    if int(labels.max()) >= loaded.spec["num_classes"]:
+        raise InputError(paths[0], f"label id {int(labels.max())} unknown to the model")
+    return labels
+
+
+def generate(loaded: LoadedModel, labels: torch.Tensor | None, seeds: Sequence[int], cfg: Mapping[str, Any],
+             progress: bool = False) -> torch.Tensor:
+    """Sample one batch: image i from ``labels[i]`` (None: unconditional) and ``seeds[i]``.
+
+    Returns uint8 images (B, C, H, W) on the CPU.
+    """
     scfg = cfg["sample"]
     device = loaded.diffusion.device
     spec, ddim = parse_steps(scfg["steps"])
     process = loaded.diffusion.respace(spec)
-    labels = None
-    if loaded.model.conditional:
-        maps = [read_png(p) for p in batch["label"]]
-        labels = torch.from_numpy(np.stack(maps)).long()
-        if tuple(labels.shape[1:]) != loaded.image_shape[1:]:
-            raise InputError(batch["label"].iloc[0], f"label map is {tuple(labels.shape[1:])}, the model makes {loaded.image_shape[1:]}")
-        if int(labels.max()) >= loaded.spec["num_classes"]:
-            raise InputError(batch["label"].iloc[0], f"label id {int(labels.max())} unknown to the model")
     cond = loaded.model.condition(labels.to(device) if labels is not None else None)
     amp = autocast_dtype(loaded.config["train"]["precision"], device)
     model_fn = guided_fn(loaded, cond, float(scfg["guidance_scale"]), amp)
-    generators = [torch.Generator("cpu").manual_seed(int(s)) for s in batch["seed"]]
-    x0 = sample_loop(process, model_fn, (len(batch), *loaded.image_shape), generators, ddim=ddim,
+    generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+    x0 = sample_loop(process, model_fn, (len(seeds), *loaded.image_shape), generators, ddim=ddim,
                      eta=float(scfg["eta"]), clip_x0=bool(scfg["clip_x0"]), progress=progress)
     return to_uint8(x0).cpu()
 
@@ -179,7 +185,8 @@ def sample_shard(cfg: Mapping[str, Any], model_path: str | Path, jobs: pd.DataFr
         bar = tqdm(total=total, desc=f"sample {cfg.get('dataset')}/{cfg.get('variant')} shard {shard}/{shards}",
                    disable=not progress, dynamic_ncols=True)
         for batch in batches:
-            images = generate(loaded, batch, cfg)
+            labels = read_label_maps(list(batch["label"]), loaded) if loaded.model.conditional else None
+            images = generate(loaded, labels, list(batch["seed"]), cfg)
             for (_, job), img in zip(batch.iterrows(), images):
                 Image.fromarray(img[0].numpy()).save(tmp / f"{job['sample_id']}.png")
                 rows.append({**{k: job[k] for k in ("sample_id", "label", "real_image", "source_sample_id",
