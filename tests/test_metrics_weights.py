@@ -60,6 +60,12 @@ def test_missing_file_with_fail_names_file_and_place(hub):
     assert "metrics.weights.inception" in message and "\n" not in message
 
 
+def test_fail_names_every_missing_file_at_once(hub):
+    with pytest.raises(InputError) as err:
+        w.missing_reasons(cfg("fail"))
+    assert "pt_inception-2015-12-05-6726825d.pth" in str(err.value) and "alexnet-owt-7be5be79.pth" in str(err.value)
+
+
 def test_missing_configured_file_with_fail_names_the_config_key(tmp_path, hub):
     with pytest.raises(InputError, match="alexnet-owt-7be5be79.pth.*metrics.weights.alexnet"):
         w.missing_reason(cfg("fail", alexnet=str(tmp_path / "nope.pth")), "lpips")
@@ -75,7 +81,8 @@ def test_fetch_without_internet_fails_clearly(hub, no_network):
         w.fetch_weights(cfg("fail"))
     message = str(err.value)
     assert "cannot fetch pretrained weights" in message and "Name or service not known" in message
-    assert "pt_inception-2015-12-05-6726825d.pth" in message
+    assert "pt_inception-2015-12-05-6726825d.pth" in message and "alexnet-owt-7be5be79.pth" in message
+    assert str(hub) in message and "\n" not in message
 
 
 def test_fetch_without_internet_with_na_reports_what_is_missing(hub, no_network):

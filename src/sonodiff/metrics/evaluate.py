@@ -33,7 +33,7 @@ from sonodiff.manifest import read_manifest
 from sonodiff.metrics import fid as fidlib
 from sonodiff.metrics import paired, physics
 from sonodiff.metrics.bootstrap import bootstrap_ci, figure, not_available
-from sonodiff.metrics.weights import file_sha256, missing_reason, weight_path, weight_status, WEIGHTS
+from sonodiff.metrics.weights import WEIGHTS, file_sha256, missing_reason, missing_reasons, weight_path, weight_status
 
 log = logging.getLogger(__name__)
 
@@ -176,8 +176,7 @@ def evaluate(samples_manifest: str | Path, dataset_manifest: str | Path, dataset
              sector_png: str | Path, real_stats: str | Path, cfg: Mapping, progress: bool = True) -> dict:
     """Every figure of one dataset and variant (see the module docstring)."""
     metrics = cfg["metrics"]
-    for metric in ("fid", "lpips"):
-        missing_reason(metrics, metric)  # fail at once under missing_weights: fail
+    missing_reasons(metrics)  # under missing_weights: fail, stop at once naming every missing file
     samples = read_manifest(samples_manifest, required=["sample_id", "image", "label", "real_image", "split"])
     if (samples["split"] != "").any():
         samples = samples[samples["split"] == REAL_SPLIT]

@@ -27,7 +27,7 @@ import logging
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import torch
 
@@ -117,25 +117,23 @@ def weight_status(metrics_cfg: Mapping, key: str) -> WeightStatus:
     return WeightStatus(key, spec.filename, str(path), False, reason)
 
 
-def missing_reason(metrics_cfg: Mapping, metric: str) -> str | None:
-    """None when ``metric`` ("fid" or "lpips") has all its weights, else why not.
+def missing_reasons(metrics_cfg: Mapping, metrics: Sequence[str] = tuple(NEEDS)) -> dict[str, str | None]:
+    """For each of ``metrics`` ("fid", "lpips"): None when all its weights are there, else why not.
 
-    With ``metrics.missing_weights: fail`` a missing file raises :class:`InputError` instead.
+    With ``metrics.missing_weights: fail`` any missing file raises one :class:`InputError` that
+    names every missing file and where it goes.
     """
-    missing = [s for s in (weight_status(metrics_cfg, k) for k in NEEDS[metric]) if not s.available]
-    if not missing:
-        return None
-    reason = "; ".join(s.reason for s in missing)
-    if metrics_cfg.get("missing_weights", "fail") == "fail":
-        raise InputError(missing[0].path, f"pretrained weights missing: {reason}")
-    return reason
+    status = {key: weight_status(metrics_cfg, key) for m in metrics for key in NEEDS[m]}
+    missing = [s for s in status.values() if not s.available]
+    if missing and metrics_cfg.get("missing_weights", "fail") == "fail":
+        raise InputError(missing[0].path, "pretrained weights missing (metrics.missing_weights: fail): "
+                         + "; ".join(s.reason for s in missing))
+    return {m: "; ".join(status[k].reason for k in NEEDS[m] if not status[k].available) or None for m in metrics}
 
 
-def check_all(metrics_cfg: Mapping) -> dict[str, WeightStatus]:
-    """Status of every weights file; raises :class:`InputError` for a missing one under ``fail``."""
-    for metric in NEEDS:
-        missing_reason(metrics_cfg, metric)
-    return {key: weight_status(metrics_cfg, key) for key in WEIGHTS}
+def missing_reason(metrics_cfg: Mapping, metric: str) -> str | None:
+    """:func:`missing_reasons` of one metric."""
+    return missing_reasons(metrics_cfg, (metric,))[metric]
 
 
 def _download(url: str, target: Path, hash_prefix: str) -> None:
@@ -153,9 +151,9 @@ def _download(url: str, target: Path, hash_prefix: str) -> None:
 def fetch_weights(metrics_cfg: Mapping) -> dict[str, dict]:
     """Download every missing weights file to where :func:`weight_path` expects it.
 
-    Returns the status of every file (``WeightStatus.to_dict``) after the attempt. A failed
-    download raises :class:`InputError` (file, URL, target and the network error) under
-    ``missing_weights: fail``; under ``na`` it is recorded as the file's reason.
+    Returns the status of every file (``WeightStatus.to_dict``, plus ``download_error`` where a
+    download failed). Under ``missing_weights: fail`` a file still missing afterwards raises one
+    :class:`InputError` naming every missing file, the network error, and where to put it.
     """
     errors: dict[str, str] = {}
     for key, spec in WEIGHTS.items():
@@ -168,17 +166,15 @@ def fetch_weights(metrics_cfg: Mapping) -> dict[str, dict]:
         try:
             _download(spec.url, target, hash_prefix)
         except (OSError, InputError) as err:  # URLError and timeouts are OSErrors
-            reason = f"download of {spec.filename} from {spec.url} to {target} failed ({err}); " + status.reason
-            if metrics_cfg.get("missing_weights", "fail") == "fail":
-                raise InputError(target, f"cannot fetch pretrained weights: {reason}") from err
-            log.warning("%s", reason)
             errors[key] = f"download from {spec.url} failed ({err})"
+            log.warning("%s: %s", spec.filename, errors[key])
     result = {key: weight_status(metrics_cfg, key).to_dict() for key in WEIGHTS}
     for key, error in errors.items():
         result[key]["download_error"] = error
     missing = [s for s in result.values() if not s["available"]]
     if missing and metrics_cfg.get("missing_weights", "fail") == "fail":
-        raise InputError(missing[0]["path"], f"pretrained weights missing: {missing[0]['reason']}")
+        raise InputError(missing[0]["path"], "cannot fetch pretrained weights: " + "; ".join(
+            f"{s['download_error']}; {s['reason']}" if "download_error" in s else s["reason"] for s in missing))
     return result
 
 
