@@ -29,6 +29,7 @@ same chain (:func:`to_bmode`): electronic noise, envelope, log compression, scan
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import ndimage, signal
 
-from sonodiff.phantom.probe import BeamGrid, Probe, scan_convert
+from sonodiff.phantom.probe import Probe, scan_convert
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,47 @@ def _region_area(probe: Probe) -> float:
     return probe.image_width * probe.depth
 
 
+@functools.lru_cache(maxsize=8)
+def psf_bank(probe: Probe, n_depths: int, half_rows: int, half_cols: int) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """PSFs at ``n_depths`` depths: (node rows, unit-energy I/Q kernels, kernel norms).
+
+    Each kernel is pymust's answer for one scatterer (RC = 1) on the beam axis at the node depth:
+    SIMUS RF -> rf2iq -> DAS on the beam-grid nodes of a (2 half_rows + 1) x (2 half_cols + 1)
+    patch around it, tapered by a Tukey window; the norm ||PSF_k|| carries diffraction,
+    spreading and attenuation losses. Cached per (probe, sizes): the probe is immutable.
+    """
+    grid = probe.beam_grid
+    depths = np.linspace(0.1 * probe.depth, 0.95 * probe.depth, n_depths)
+    node_rows = np.unique(np.round(depths / grid.d_axial).astype(int))
+    param = probe.pymust_param()
+    delays = probe.tx_delays(param)
+    n_samples = _n_samples(probe, param, delays)
+    hr, hc = half_rows, half_cols
+    c0 = len(grid.lateral) // 2
+    taper = np.outer(signal.windows.tukey(2 * hr + 1, 0.5), signal.windows.tukey(2 * hc + 1, 0.5))
+    kernels, gains = [], []
+    for row in node_rows:
+        a, lat0 = grid.axial[row], grid.lateral[c0]
+        x0, z0 = (a * np.sin(lat0), a * np.cos(lat0)) if grid.kind == "sector" else (lat0, a)
+        iq = _simus_iq(probe, param, delays, np.array([x0]), np.array([z0]), np.array([1.0]), n_samples)
+        rows = np.arange(row - hr, row + hr + 1)
+        cols = np.arange(c0 - hc, c0 + hc + 1)
+        ax = grid.axial[0] + rows * grid.d_axial
+        lat = grid.lateral[0] + cols * grid.d_lateral
+        A, L = np.meshgrid(ax, lat, indexing="ij")
+        px, pz = (A * np.sin(L), A * np.cos(L)) if grid.kind == "sector" else (L, A)
+        das = _das_matrix(probe, param, delays, n_samples, px, pz)
+        h = np.asarray(das @ iq.reshape(-1, order="F")).reshape(px.shape, order="F") * taper
+        norm = float(np.sqrt(np.sum(np.abs(h) ** 2)))
+        kernel = h / norm
+        kernel.flags.writeable = False
+        kernels.append(kernel)
+        gains.append(norm)
+    gains = np.array(gains)
+    node_rows.flags.writeable = gains.flags.writeable = False
+    return node_rows, kernels, gains
+
+
 class FastModel:
     """Convolution model (Gao et al. 2009) with depth-dependent PSFs computed by pymust."""
 
@@ -162,10 +204,7 @@ class FastModel:
         # PSF support: +-3 wavelengths axially, +-12% of the lateral span (main lobe + first side lobes).
         self.half_rows = half_rows or int(math.ceil(3 * probe.wavelength / grid.d_axial))
         self.half_cols = half_cols or max(4, int(round(0.12 * n_lat)))
-        k = physics.psf_depths
-        depths = np.linspace(0.1 * probe.depth, 0.95 * probe.depth, k)
-        self.node_rows = np.unique(np.round(depths / grid.d_axial).astype(int))
-        self.kernels, self.gains = self._psfs(grid)
+        self.node_rows, self.kernels, self.gains = psf_bank(probe, physics.psf_depths, self.half_rows, self.half_cols)
         self.fft_shape = (sfft.next_fast_len(n_ax + 2 * self.half_rows),
                           sfft.next_fast_len(n_lat + 2 * self.half_cols))
         self.kernel_ffts = np.stack([sfft.fft2(h, self.fft_shape, workers=1) for h in self.kernels])
@@ -173,37 +212,6 @@ class FastModel:
         self.weights = _hat_weights(rows, self.node_rows)             # (K, n_ax)
         log_gain = np.interp(rows, self.node_rows, np.log(self.gains))
         self.row_gain = np.exp(log_gain) * np.sqrt(grid.cell_area())   # (n_ax,)
-
-    def _psfs(self, grid: BeamGrid) -> tuple[list[np.ndarray], np.ndarray]:
-        """Unit-energy I/Q PSF and its norm at each node depth: pymust SIMUS + rf2iq + DAS."""
-        probe = self.probe
-        param = probe.pymust_param()
-        delays = probe.tx_delays(param)
-        n_samples = _n_samples(probe, param, delays)
-        hr, hc = self.half_rows, self.half_cols
-        c0 = len(grid.lateral) // 2
-        taper = np.outer(signal.windows.tukey(2 * hr + 1, 0.5), signal.windows.tukey(2 * hc + 1, 0.5))
-        kernels, gains = [], []
-        for row in self.node_rows:
-            a = grid.axial[row]
-            lat0 = grid.lateral[c0]
-            if grid.kind == "sector":
-                x0, z0 = a * np.sin(lat0), a * np.cos(lat0)
-            else:
-                x0, z0 = lat0, a
-            iq = _simus_iq(probe, param, delays, np.array([x0]), np.array([z0]), np.array([1.0]), n_samples)
-            rows = np.arange(row - hr, row + hr + 1)
-            cols = np.arange(c0 - hc, c0 + hc + 1)
-            ax = grid.axial[0] + rows * grid.d_axial
-            lat = grid.lateral[0] + cols * grid.d_lateral
-            A, L = np.meshgrid(ax, lat, indexing="ij")
-            px, pz = (A * np.sin(L), A * np.cos(L)) if grid.kind == "sector" else (L, A)
-            das = _das_matrix(probe, param, delays, n_samples, px, pz)
-            h = np.asarray(das @ iq.reshape(-1, order="F")).reshape(px.shape, order="F") * taper
-            norm = float(np.sqrt(np.sum(np.abs(h) ** 2)))
-            kernels.append(h / norm)
-            gains.append(norm)
-        return kernels, np.array(gains)
 
     def iq(self, echo_grid: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Beamformed I/Q on the beam grid for backscatter power ``echo_grid`` (beam-grid shaped)."""
