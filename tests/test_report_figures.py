@@ -30,31 +30,28 @@ def test_colorize_labels_background_black_sector_grey_structures_distinct():
     assert not np.allclose(rgb[0, 1], rgb[1, 0])
 
 
-def test_depth_profile_recovers_a_known_ramp_and_ignores_outside_sector():
-    h, w = 16, 8
-    depth = np.repeat(np.linspace(0, 1, h)[:, None], w, axis=1)
-    img = 1.0 - depth                       # brightness falls linearly with depth
-    mask = np.ones((h, w), bool)
-    mask[:, :2] = False
-    img_out = img.copy()
-    img_out[:, :2] = 5.0                    # would spoil the profile if the mask were ignored
-    centers, mean, std = F.depth_profile(np.stack([img_out, img_out]), depth, mask, bins=4)
-    assert centers.shape == mean.shape == std.shape == (4,)
-    assert np.all(np.diff(mean) < 0)        # darker with depth
-    assert mean.max() <= 1.0 and np.allclose(std, 0)
-    # the mean of each bin equals 1 - mean depth of the pixels in it
-    edges = np.linspace(0, 1, 5)
-    for k in range(4):
-        sel = (depth >= edges[k]) & ((depth < edges[k + 1]) if k < 3 else (depth <= 1))
-        assert mean[k] == pytest.approx(1 - depth[sel].mean())
+def test_profile_summary_mean_and_spread_over_images_nan_for_empty_bins():
+    per_image = np.array([[0.2, 0.5, np.nan], [0.6, np.nan, np.nan]])
+    centers, mean, std = F.profile_summary(per_image)
+    np.testing.assert_allclose(centers, [1 / 6, 0.5, 5 / 6])
+    np.testing.assert_allclose(mean[:2], [0.4, 0.5])
+    np.testing.assert_allclose(std[:2], [0.2, 0.0])
+    assert np.isnan(mean[2]) and np.isnan(std[2])
 
 
-def test_depth_profile_spread_across_images():
-    depth = np.repeat(np.linspace(0, 1, 8)[:, None], 4, axis=1)
-    imgs = np.stack([np.full((8, 4), 0.2), np.full((8, 4), 0.6)])
-    _, mean, std = F.depth_profile(imgs, depth, bins=2)
-    np.testing.assert_allclose(mean, 0.4)
-    np.testing.assert_allclose(std, 0.2)
+def test_depth_profile_of_images_darker_with_depth_falls(tmp_path):
+    """The plotted curve (physics metrics' profiles, summarised here) falls for an attenuated image."""
+    from sonodiff.metrics.physics import depth_bins, depth_profiles
+
+    h, w = 16, 12
+    sector = np.zeros((h, w), bool)
+    sector[:, 2:-2] = True
+    ramp = np.repeat(np.linspace(1, 0.2, h)[:, None], w, axis=1)
+    imgs = np.stack([ramp * 255, ramp * 200])
+    imgs[:, :, :2] = 255                                    # outside the sector: must be ignored
+    _, mean, _ = F.profile_summary(depth_profiles(imgs, depth_bins(sector, "linear")))
+    mean = mean[np.isfinite(mean)]
+    assert np.all(np.diff(mean) < 0) and mean[0] <= 1.0
 
 
 def test_renderers_write_pngs(tmp_path):
@@ -73,7 +70,7 @@ def test_renderers_write_pngs(tmp_path):
     logs = {"baseline": pd.DataFrame({"step": [10, 20], "loss": [1.0, 0.5], "mse": [0.9, 0.4]}),
             "B-maps": pd.DataFrame({"step": [10, 20], "loss": [1.1, 0.6], "mse": [1.0, 0.5]})}
     assert _png_size(F.render_training_curves(logs, tmp_path / "c.png"))[0] > 100
-    prof = F.depth_profile(np.stack(imgs), np.repeat(np.linspace(0, 1, 8)[:, None], 8, 1), bins=4)
+    prof = F.profile_summary(np.stack(imgs)[:, :, 0])
     assert _png_size(F.render_depth_profile({"real": prof, "bmaps": prof}, tmp_path / "d.png"))[0] > 100
 
 

@@ -112,24 +112,28 @@ def render_training_from_files(logs: Mapping[str, str | Path], out: str | Path, 
     return F.render_training_curves(frames, out, title=title)
 
 
-def render_depth_from_files(samples: Mapping[str, str | Path], depth: np.ndarray, sector: np.ndarray,
-                            out: str | Path, title: str, real_images: Sequence[str] = (),
-                            bins: int = 16) -> Path:
+def render_depth_from_files(samples: Mapping[str, str | Path], sector: np.ndarray, probe: str,
+                            out: str | Path, title: str, real_images: Sequence[str] = ()) -> Path:
     """Depth profile of the real images (those paired with the samples, else ``real_images``) and
-    of every variant's samples, over the validation split where there is one."""
-    mask = np.asarray(sector) > 0
+    of every variant's samples, over the validation split where there is one. Profiles are the
+    physics metrics' (:mod:`sonodiff.metrics.physics`), so the plot shows what the table's L1 measures."""
+    from sonodiff.metrics.physics import depth_bins, depth_profiles
+
+    bins = depth_bins(np.asarray(sector) > 0, probe)
+
+    def summary(paths: Sequence[str]) -> tuple:
+        return F.profile_summary(depth_profiles(np.stack([F.load_gray(p) * 255.0 for p in paths]), bins))
+
     profiles: dict[str, tuple] = {}
     real_paths: list[str] = []
     for variant, path in samples.items():
         df = _preferred_split(read_manifest(path, required=["image"]))
-        profiles[variant_title(variant)] = F.depth_profile(
-            np.stack([F.load_gray(p) for p in df["image"]]), depth, mask, bins)
+        profiles[variant_title(variant)] = summary(list(df["image"]))
         if not real_paths and _has_paths(df, "real_image"):
             real_paths = sorted(set(df["real_image"]))
     real_paths = real_paths or list(real_images)
     if real_paths:
-        profiles = {"real": F.depth_profile(np.stack([F.load_gray(p) for p in real_paths]), depth, mask, bins),
-                    **profiles}
+        profiles = {"real": summary(real_paths), **profiles}
     return F.render_depth_profile(profiles, out, title=title)
 
 
@@ -140,11 +144,9 @@ def render_dataset_figures(*, dataset: str, data_dir: str | Path, samples: Mappi
     """All sample-based figures of one dataset.
 
     ``data_dir`` is the prepared dataset; ``outputs`` holds the paths ``qualitative``,
-    ``depth_profile`` and ``training``; ``sample_grids`` one path per variant. The depth map is
-    the one the diffusion used (:func:`sonodiff.train.data.depth_map`).
+    ``depth_profile`` and ``training``; ``sample_grids`` one path per variant. Depth is the
+    B-maps' own, from ``sector.png`` and the probe type of ``dataset.json``.
     """
-    from sonodiff.train.data import depth_map
-
     data_dir = Path(data_dir)
     info = read_json(data_dir / "dataset.json")
     sector = F.load_gray(data_dir / "sector.png")
@@ -155,6 +157,7 @@ def render_dataset_figures(*, dataset: str, data_dir: str | Path, samples: Mappi
         render_sample_grid_from_file(path, sample_grids[variant], f"{dataset}: {variant_title(variant)} samples",
                                      info.get("sector_id"), n_grid)
     render_training_from_files(train_logs, outputs["training"], f"{dataset}: training")
-    depth = depth_map(data_dir).numpy().astype(np.float64)
-    render_depth_from_files(samples, depth, sector, outputs["depth_profile"],
+    probe = info.get("probe", "convex")
+    probe = probe.get("type", "convex") if isinstance(probe, Mapping) else probe
+    render_depth_from_files(samples, sector, probe, outputs["depth_profile"],
                             f"{dataset}: mean intensity against depth", real_val)

@@ -2,18 +2,15 @@
 training curves and the depth profile.
 
 Every ``render_*`` function takes arrays (images in [0, 1], label maps as integer arrays) and writes
-one PNG atomically; the ``*_from_files`` functions read the on-disk contracts (prepared dataset,
-samples manifest, ``train_log.csv``) and call them. Matplotlib is used through its object API
+one PNG atomically; :mod:`sonodiff.report.dataset_figures` reads the on-disk contracts (prepared
+dataset, samples manifest, ``train_log.csv``) and calls them. Matplotlib is used through its object API
 (``matplotlib.figure.Figure``), so nothing here touches pyplot's global state or the backend.
 
-Depth profile: for images :math:`x_n` (n = 1..N), a depth map :math:`d(p) \\in [0, 1]` and the
-imaging-sector mask :math:`S`, the profile over K equal depth bins :math:`D_k` is
-
-.. math::  \\mu_n(k) = \\frac{1}{|D_k \\cap S|} \\sum_{p \\in D_k \\cap S} x_n(p),\\qquad
-           \\bar\\mu(k) = \\frac{1}{N} \\sum_n \\mu_n(k),
-
-plotted with the band :math:`\\bar\\mu(k) \\pm \\sigma_k`, :math:`\\sigma_k` the standard deviation
-of :math:`\\mu_n(k)` over images.
+Depth profile: the per-image profiles :math:`\\mu_n(k)` (mean intensity of image n over the
+sector pixels of depth bin k) come from the physics metrics
+(:func:`sonodiff.metrics.physics.depth_profiles`, the same numbers as the table's L1); the plot
+shows :math:`\\bar\\mu(k) = \\frac{1}{N} \\sum_n \\mu_n(k)` with the band
+:math:`\\bar\\mu(k) \\pm \\sigma_k`, :math:`\\sigma_k` the standard deviation of :math:`\\mu_n(k)` over images.
 """
 
 from __future__ import annotations
@@ -213,25 +210,14 @@ def render_training_curves(logs: Mapping[str, pd.DataFrame], path: str | Path, t
     return save_figure(fig, path)
 
 
-def depth_profile(images: np.ndarray, depth: np.ndarray, mask: np.ndarray | None = None,
-                  bins: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean intensity per depth bin (module docstring): returns (bin centres, mean over images,
-    standard deviation over images). Bins with no pixel in the sector are NaN."""
-    images = np.asarray(images, dtype=np.float64)
-    if images.ndim == 2:
-        images = images[None]
-    depth = np.asarray(depth, dtype=np.float64)
-    if images.shape[1:] != depth.shape:
-        raise ValueError(f"images {images.shape[1:]} and depth map {depth.shape} differ in shape")
-    mask = np.ones(depth.shape, bool) if mask is None else np.asarray(mask, bool)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    index = np.clip(np.digitize(depth, edges[1:-1]), 0, bins - 1)
-    per_image = np.full((images.shape[0], bins), np.nan)
-    for k in range(bins):
-        sel = mask & (index == k)
-        if sel.any():
-            per_image[:, k] = images[:, sel].mean(axis=1)
-    centers = 0.5 * (edges[:-1] + edges[1:])
+def profile_summary(per_image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bin centres, mean and standard deviation over images of per-image depth profiles (N, B)
+    (module docstring). Bins empty in every image are NaN."""
+    per_image = np.asarray(per_image, dtype=np.float64)
+    if per_image.ndim != 2 or per_image.shape[1] == 0:
+        raise ValueError(f"profiles must be (N, B), got {per_image.shape}")
+    bins = per_image.shape[1]
+    centers = (np.arange(bins) + 0.5) / bins
     filled = np.isfinite(per_image).any(axis=0)
     mean = np.full(bins, np.nan)
     std = np.full(bins, np.nan)
