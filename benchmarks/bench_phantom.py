@@ -41,9 +41,9 @@ def scenes(phantom: str, n: int):
 
 
 def bench(phantom: str, mode: str, size: int, n: int) -> dict:
-    probe = CARDIAC if phantom == "camus" else NECK
+    probe, physics = (CARDIAC, cardiac.PHYSICS) if phantom == "camus" else (NECK, neck.PHYSICS)
     c0, w0 = time.process_time(), time.perf_counter()
-    sim = Simulator(probe, mode, size)
+    sim = Simulator(probe, mode, size, physics)
     setup_cpu, setup_wall = time.process_time() - c0, time.perf_counter() - w0
     todo = scenes(phantom, n)
     x, z = probe.image_points(size)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from sonodiff.phantom.bmode import Physics
 from sonodiff.phantom.tissue import Scene, SmoothField, Tissue, ellipse, index_of
 
 VIEWS = ("2CH", "4CH")
@@ -49,6 +50,9 @@ TISSUES = [
 ]
 T = index_of(TISSUES)
 LABELS = {"background": 0, "lv_cavity": 1, "myocardium": 2, "left_atrium": 3}
+#: Display/noise settings. SIMUS density 0.7 per wavelength^2: about 2 scatterers per resolution
+#: cell of the diverging-wave sector (receive f-number ~4), about 10 s of one core per image.
+PHYSICS = Physics(scatterers_per_wavelength2=0.7)
 
 
 @dataclass(frozen=True)

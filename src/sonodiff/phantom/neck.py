@@ -20,11 +20,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sonodiff.phantom.bmode import Physics
 from sonodiff.phantom.tissue import Scene, SmoothField, Tissue, ellipse, index_of
 
 #: Label values of the SegThy volunteer dataset.
 LABELS = {"background": 0, "thyroid": 1, "carotid_left": 2, "jugular_left": 3, "carotid_right": 4,
           "jugular_right": 5}
+#: Display/noise settings. SIMUS density 1 per wavelength^2: about 1 scatterer per resolution cell
+#: of the plane-wave linear image, about 7 s of one core per image.
+PHYSICS = Physics(scatterers_per_wavelength2=1.0)
 
 TISSUES = [
     Tissue("tissue", 0, -8.0),

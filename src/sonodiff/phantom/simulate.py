@@ -38,7 +38,7 @@ def _provenance(root: Path, phantom: str, probe: Probe, physics: Physics, settin
 
 def simulate_camus(root: str | Path, patients: int, mode: str = "fast", size: int = 64, seed: int = 0,
                    fractions: Mapping[str, float] = DEFAULT_FRACTIONS, probe: Probe = CARDIAC,
-                   physics: Physics = Physics(), progress: bool = True) -> dict[str, list[str]]:
+                   physics: Physics = cardiac.PHYSICS, progress: bool = True) -> dict[str, list[str]]:
     """Write a CAMUS-layout phantom (2 views x 2 phases per patient) into ``root``; return the split."""
     root = Path(root)
     sim = Simulator(probe, mode, size, physics)
@@ -73,7 +73,7 @@ def simulate_camus(root: str | Path, patients: int, mode: str = "fast", size: in
 
 
 def simulate_segthy(root: str | Path, patients: int, mode: str = "fast", size: int = 64, slices: int = 8,
-                    seed: int = 0, slice_axis: int = 2, probe: Probe = NECK, physics: Physics = Physics(),
+                    seed: int = 0, slice_axis: int = 2, probe: Probe = NECK, physics: Physics = neck.PHYSICS,
                     progress: bool = True) -> list[str]:
     """Write a SegThy-layout phantom (one image and one label volume per volunteer) into ``root``.
 
