@@ -6,7 +6,8 @@ import sys
 SRC = os.path.join(workflow.basedir, "src")
 sys.path.insert(0, SRC)
 # Rule scripts (run in their own interpreter, locally or on a cluster node) import sonodiff from here.
-os.environ["PYTHONPATH"] = SRC + os.pathsep + os.environ.get("PYTHONPATH", "")
+# (Set, not required from the user: so no envvars directive.)
+os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])))
 
 from sonodiff.config import resolve, validate_config
 
