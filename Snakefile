@@ -30,3 +30,6 @@ rule all:
     default_target: True
     input:
         all_targets(),
+        metrics_targets(),
+        segment_targets(),
+        report_targets(),
