@@ -53,6 +53,7 @@ rule prepare_dataset:
     output:
         manifest=f"{RESULTS}/data/{{dataset}}/manifest.csv",
         info=f"{RESULTS}/data/{{dataset}}/dataset.json",
+        sector=f"{RESULTS}/data/{{dataset}}/sector.png",
     params:
         cfg=job_config,
     log:

@@ -8,6 +8,7 @@ rule train_model:
     input:
         manifest=f"{RESULTS}/data/{{dataset}}/manifest.csv",
         info=f"{RESULTS}/data/{{dataset}}/dataset.json",
+        sector=f"{RESULTS}/data/{{dataset}}/sector.png",
     output:
         model=f"{RESULTS}/models/{{dataset}}/{{variant}}/model.pt",
         log_csv=f"{RESULTS}/models/{{dataset}}/{{variant}}/train_log.csv",
