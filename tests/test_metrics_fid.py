@@ -101,3 +101,12 @@ def test_inception_rejects_other_weights(tmp_path):
         fid.build_inception(path, [64])
     with pytest.raises(InputError, match="fid_dims"):
         fid.build_inception(path, [100])
+
+
+def test_resampled_frechet_equals_the_direct_computation():
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(3.0, 1.0, size=(30, 50)), rng.normal(3.2, 1.1, size=(20, 50))
+    stat = fid.ResampledFrechet(x, y)
+    assert stat(np.arange(30), np.arange(20)) == pytest.approx(fid.frechet_distance_features(x, y), rel=1e-9)
+    i1, i2 = rng.integers(0, 30, 30), rng.integers(0, 20, 20)  # a bootstrap draw, with repeats
+    assert stat(i1, i2) == pytest.approx(fid.frechet_distance_features(x[i1], y[i2]), rel=1e-9)

@@ -137,8 +137,9 @@ def _fid_figures(cfg: Mapping, stats_path: str | Path, syn_images: np.ndarray, p
     for d in dims:
         mu, sigma = fidlib.statistics(feats[d])
         value = fidlib.frechet_distance(mu, sigma, stats[f"mu_{d}"], stats[f"sigma_{d}"])
-        ci = bootstrap_ci(fidlib.frechet_distance_features, [feats[d], stats[f"features_{d}"]],
-                          metrics["bootstrap"], cfg["seed"])
+        real_feats = stats[f"features_{d}"]
+        ci = bootstrap_ci(fidlib.ResampledFrechet(feats[d], real_feats),
+                          [np.arange(len(feats[d])), np.arange(len(real_feats))], metrics["bootstrap"], cfg["seed"])
         out[str(d)] = {"value": value, "ci": ci, "status": "ok", "n": [len(feats[d]), len(stats[f"features_{d}"])],
                        "layer": fidlib.LAYER_NAMES[d]}
     return out
