@@ -159,3 +159,20 @@ def test_stats_from_other_weights_are_refused(tiny, tmp_path, local_weights, emp
                         tiny / "data" / "dataset.json", tiny / "data" / "sector.png", stats, other,
                         tmp_path / "bmaps.json", progress=False)
     assert not (tmp_path / "bmaps.json").exists()
+
+
+def test_unconditional_samples_get_fid_and_depth_profile_only(tiny, tmp_path, empty_hub):
+    from sonodiff.manifest import read_manifest
+
+    samples = read_manifest(tiny / "samples" / "manifest.csv")
+    samples["label"], samples["real_image"], samples["source_sample_id"], samples["split"] = "", "", "", "val"
+    write_manifest(samples, tmp_path / "samples.csv")
+    cfg = job_cfg("na")
+    stats = tmp_path / "real_fid_stats.npz"
+    write_real_fid_stats(tiny / "data" / "manifest.csv", cfg, stats, progress=False)
+    res = compute_metrics(tmp_path / "samples.csv", tiny / "data" / "manifest.csv", tiny / "data" / "dataset.json",
+                          tiny / "data" / "sector.png", stats, cfg, tmp_path / "out.json", progress=False)
+    assert res["n_synthetic"] == 10 and res["n_pairs"] == 0
+    assert "no paired real image" in res["paired"]["ssim"]["mean"]["reason"]
+    assert res["physics"]["depth_profile"]["l1"]["status"] == "ok"
+    assert res["physics"]["gcnr"]["status"] == "n/a"

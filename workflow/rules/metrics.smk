@@ -1,5 +1,8 @@
 # Metrics stage: pretrained weights (offline), real-set FID statistics, per-variant metrics, tables 1-3.
 
+# Once weights are in place (fetched elsewhere, or metrics.weights set), delete
+# results/metrics/weights.json: fetch_weights then reruns and every metric after it.
+
 include: "metrics_helpers.smk"
 
 
