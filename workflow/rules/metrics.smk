@@ -54,12 +54,11 @@ rule compute_metrics:
         info=f"{RESULTS}/data/{{dataset}}/dataset.json",
         stats=f"{RESULTS}/metrics/{{dataset}}/real_fid_stats.npz",
         weights=WEIGHTS_STATUS,
+        sector=prepared_sector,
     output:
         json=f"{RESULTS}/metrics/{{dataset}}/{{variant}}.json",
     params:
         cfg=job_config,
-        # an input once prepare_dataset declares it as an output; written by the same job as info
-        sector=prepared_sector,
     log:
         f"{RESULTS}/logs/compute_metrics/{{dataset}}/{{variant}}.log",
     benchmark:

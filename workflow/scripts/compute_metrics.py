@@ -12,7 +12,7 @@ def main(smk):
         samples_manifest=smk.input.samples,
         dataset_manifest=smk.input.manifest,
         dataset_json=smk.input.info,
-        sector_png=smk.params.sector,
+        sector_png=smk.input.sector,
         real_stats=smk.input.stats,
         cfg=smk.params.cfg,
         out=smk.output.json,
