@@ -1,0 +1,257 @@
+"""The workflow on a real SLURM cluster through ``profiles/slurm`` (snakemake-executor-plugin-slurm).
+
+``tests/cluster/start_slurm.sh`` starts a one-node SLURM on localhost (munged, slurmctld and
+slurmd by hand; Debian's slurm-wlm and munge are installed when missing) with one fake GPU, and
+the session fixture always stops it again with ``stop_slurm.sh``. The cluster tests skip, saying
+why, only where SLURM cannot be installed or started (the script exits 77).
+
+- The default config's whole DAG (target ``all``) run through the SLURM profile gives the same
+  files as the local run of the same DAG (``dag_run`` in conftest): equal manifests, identical
+  images, equal model weights. Both wall times are printed and recorded as test properties.
+- A training job cancelled with ``scancel`` after it wrote a checkpoint is submitted again by
+  Snakemake (``retries``) and resumes from that checkpoint.
+- Without a cluster: the profile parses, asks one GPU for each GPU rule and groups the small
+  CPU rules (a dry run).
+
+The workflow (Snakefile, workflow/, config/, envs/, profiles/, src/) is copied to a scratch
+folder for each run, so that jobs never touch this checkout's ``results/``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from conftest import ROOT
+
+CLUSTER = ROOT / "tests" / "cluster"
+VENV_BIN = Path(sys.executable).parent
+SNAKEMAKE = VENV_BIN / "snakemake"
+WORKFLOW_FILES = ("Snakefile", "workflow", "config", "envs", "profiles", "src")
+GPU_RULES = ("train_model", "sample_shard", "compute_metrics", "real_fid_stats", "train_segmenter")
+SKIP_STATUS = 77                        # start_slurm.sh: SLURM cannot be installed or run here
+LOCK = Path("/tmp/sonodiff-slurm.lock")  # one test cluster per machine at a time
+DAG_TIMEOUT = 5400                      # seconds for the whole DAG on the cluster (2 shared cores)
+# Poll fast in tests: the plugin waits this long before its first squeue, then 10 s more after
+# each poll that finds no job finished (and back to this after one that does).
+FAST_POLLING = ("--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1",
+                "--latency-wait", "5", "--slurm-keep-successful-logs")
+# Files that differ between two runs by nature (times, hosts, event files, the report pages).
+VOLATILE = re.compile(r"(^|/)(logs|benchmarks|tensorboard)/|\.html$|provenance")
+
+
+# ---------------------------------------------------------------- cluster and workflow copies
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """A running one-node SLURM (node ``localhost``, partition ``sonodiff``, gpu:1)."""
+    with open(LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        state = tmp_path_factory.mktemp("slurm")
+        start = subprocess.run([str(CLUSTER / "start_slurm.sh"), str(state)], capture_output=True,
+                               text=True, timeout=1200)
+        if start.returncode == SKIP_STATUS:
+            reason = (start.stderr.strip().splitlines() or ["SLURM cannot be started"])[-1]
+            pytest.skip(f"no SLURM cluster: {reason}")
+        try:
+            assert start.returncode == 0, start.stdout + start.stderr
+            yield state
+        finally:
+            subprocess.run([str(CLUSTER / "stop_slurm.sh"), str(state)], capture_output=True, timeout=120)
+
+
+def copy_workflow(dst: Path) -> Path:
+    """This repository's workflow files in ``dst`` (no results, caches or metadata)."""
+    dst.mkdir(parents=True, exist_ok=True)
+    skip = shutil.ignore_patterns("__pycache__", "*.egg-info", ".snakemake", "results")
+    for name in WORKFLOW_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dst / name, ignore=skip)
+        else:
+            shutil.copy2(src, dst / name)
+    return dst
+
+
+def job_env() -> dict[str, str]:
+    """Environment of a Snakemake run: the project's venv first on PATH (SLURM jobs inherit it)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SNAKEMAKE_"))}
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def snakemake_cmd(workdir: Path, profile: str, *args: str, timeout: int = DAG_TIMEOUT) -> list[str]:
+    """Snakemake with a profile of the copied workflow, wrapped in ``timeout`` (a stuck run ends)."""
+    return ["timeout", "-k", "30", str(timeout), str(SNAKEMAKE), "--profile",
+            str(workdir / "profiles" / profile), "--directory", str(workdir),
+            "--snakefile", str(workdir / "Snakefile"), *args]
+
+
+def failure(output: str, workdir: Path) -> str:
+    """What to show when a run failed: its output and the newest SLURM logs."""
+    text = output[-6000:]
+    logs = sorted((workdir / ".snakemake" / "slurm_logs").rglob("*.log"), key=lambda p: p.stat().st_mtime)
+    for log in logs[-3:]:
+        text += f"\n--- {log}\n" + log.read_text(errors="replace")[-2000:]
+    return text
+
+
+def snakemake_wall_time(workdir: Path) -> float:
+    """Wall time of the last Snakemake run in ``workdir``: from the start time in its log's name
+    (``.snakemake/log/<start>.snakemake.log``) to the log's last write."""
+    log = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))[-1]
+    started = datetime.strptime(log.name.removesuffix(".snakemake.log"), "%Y-%m-%dT%H%M%S.%f")
+    return log.stat().st_mtime - started.timestamp()
+
+
+@pytest.fixture(scope="module")
+def cluster_run(slurm_cluster, tmp_path_factory):
+    """The default config's whole DAG through profiles/slurm: (workdir, seconds)."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("slurm_dag"))
+    start = time.monotonic()
+    proc = subprocess.run(snakemake_cmd(workdir, "slurm", *FAST_POLLING), cwd=workdir, capture_output=True,
+                          text=True, env=job_env())
+    seconds = time.monotonic() - start
+    assert proc.returncode == 0, failure(proc.stdout + proc.stderr, workdir)
+    return workdir, seconds
+
+
+# ---------------------------------------------------------------- comparisons
+
+def result_files(workdir: Path) -> set[str]:
+    """Output files under results/, relative, without the ones that differ by nature."""
+    root = workdir / "results"
+    return {p.relative_to(root).as_posix() for p in root.rglob("*")
+            if p.is_file() and not VOLATILE.search(p.relative_to(root).as_posix())}
+
+
+def same_image(a: Path, b: Path) -> bool:
+    return np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
+
+
+def state_dict(path: Path) -> dict:
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    import torch
+
+    wa, wb = state_dict(a), state_dict(b)
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+# ---------------------------------------------------------------- tests
+
+def test_slurm_profile_requests_gpus_and_groups_small_rules(tmp_path):
+    """A dry run through the profile (no cluster needed): GPU rules get gpu=1, data rules are grouped."""
+    workdir = copy_workflow(tmp_path / "wf")
+    proc = subprocess.run(snakemake_cmd(workdir, "slurm", "-n", timeout=300), cwd=workdir, capture_output=True,
+                          text=True, env=job_env())
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "Group job data" in out, out[-4000:]
+    jobs = re.split(r"\n\s*(?:local)?rule ", out)
+    for rule in GPU_RULES:
+        blocks = [b for b in jobs if b.startswith(f"{rule}:")]
+        assert blocks, f"{rule} not in the DAG"
+        assert all(re.search(r"\bgpu=1\b", b) for b in blocks), f"{rule} does not ask for a GPU"
+    for rule in ("simulate_phantom", "prepare_dataset", "augment_labels"):
+        assert all(re.search(r"\bgpu=1\b", b) is None for b in jobs if b.startswith(f"{rule}:"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3 * DAG_TIMEOUT)
+def test_slurm_run_gives_the_local_outputs(cluster_run, dag_run, record_property):
+    workdir, cluster_seconds = cluster_run
+    local_seconds = snakemake_wall_time(dag_run)
+    record_property("slurm_seconds", round(cluster_seconds, 1))
+    record_property("local_seconds", round(local_seconds, 1))
+    print(f"\nwhole DAG, default config: SLURM {cluster_seconds:.0f} s, local {local_seconds:.0f} s")
+
+    ours, theirs = result_files(workdir), result_files(dag_run)
+    assert ours == theirs, f"only on SLURM: {sorted(ours - theirs)[:10]}; only local: {sorted(theirs - ours)[:10]}"
+
+    manifests = sorted(f for f in ours if f.endswith("manifest.csv"))
+    assert manifests, "no manifests written"
+    for rel in manifests:
+        a = pd.read_csv(workdir / "results" / rel, dtype=str, keep_default_na=False)
+        b = pd.read_csv(dag_run / "results" / rel, dtype=str, keep_default_na=False)
+        pd.testing.assert_frame_equal(a, b, obj=rel)
+
+    images = [f for f in sorted(ours) if f.endswith(".png")]
+    differing = [f for f in images if not same_image(workdir / "results" / f, dag_run / "results" / f)]
+    assert not differing, f"{len(differing)} of {len(images)} images differ, e.g. {differing[:5]}"
+
+    models = sorted(f for f in ours if f.startswith("models/") and f.endswith("/model.pt"))
+    assert models, "no models trained"
+    differing = [f for f in models if not same_weights(workdir / "results" / f, dag_run / "results" / f)]
+    assert not differing, f"weights differ: {differing}"
+
+    # The GPU rules went to SLURM with a GPU (the fake one); the data rules as one group job.
+    slurm_logs = workdir / ".snakemake" / "slurm_logs"
+    for rule in GPU_RULES:
+        assert list(slurm_logs.glob(f"rule_{rule}/**/*.log")), f"no SLURM job for {rule}"
+    assert len(list(slurm_logs.glob("group_data*/**/*.log"))) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_cancelled_training_resumes_from_its_checkpoint(slurm_cluster, tmp_path):
+    dataset, variant = "phantom_camus", "bmaps"
+    workdir = copy_workflow(tmp_path / "wf")
+    # A short training with a checkpoint every 10 steps, so that one exists early.
+    config = workdir / "config" / "config.yaml"
+    text = config.read_text()
+    text, n_steps = re.subn(r"(?m)^(  steps:)\s*\d+", r"\1 40", text)
+    text, n_every = re.subn(r"(?m)^(  checkpoint_every:)\s*\d+", r"\1 10", text)
+    assert n_steps == n_every == 1
+    config.write_text(text)
+    model_dir = workdir / "results" / "models" / dataset / variant
+    target = f"results/models/{dataset}/{variant}/model.pt"
+    cmd = snakemake_cmd(workdir, "slurm", *FAST_POLLING, "--", target, timeout=1500)
+    out_path = tmp_path / "snakemake.out"
+    with open(out_path, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, env=job_env())
+        try:
+            deadline = time.monotonic() + 1200
+            while not list((model_dir / "checkpoints").glob("step_*.pt")):
+                assert proc.poll() is None, failure(out_path.read_text(), workdir)
+                assert time.monotonic() < deadline, "no checkpoint after 20 minutes"
+                time.sleep(0.2)
+            queue = subprocess.run(["squeue", "-h", "-o", "%i|%k|%T"], capture_output=True, text=True).stdout
+            training = [line.split("|")[0] for line in queue.splitlines()
+                        if line.split("|")[1].startswith("rule_train_model") and line.endswith("|RUNNING")]
+            assert len(training) == 1, queue
+            subprocess.run(["scancel", training[0]], check=True)
+            assert not (model_dir / "model.pt").exists(), "training finished before it could be cancelled"
+            rc = proc.wait(timeout=1500)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    output = out_path.read_text()
+    assert rc == 0, failure(output, workdir)
+    assert f"SLURM-job '{training[0]}' failed, SLURM status is: 'CANCELLED'" in output, output[-4000:]
+    resubmitted = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: \S*rule_train_model", output)
+    assert len(resubmitted) == 2 and resubmitted[0] == training[0], output[-4000:]
+    log = (workdir / "results" / "logs" / "train_model" / dataset / f"{variant}.log").read_text(errors="replace")
+    resumed = re.search(r"resuming from \S*step_(\d+)\.pt \(step (\d+) of 40\)", log)
+    assert resumed, log[-3000:]
+    assert int(resumed.group(2)) >= 10
+    import torch
+
+    assert torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True)["step"] == 40
