@@ -217,7 +217,7 @@ def test_cancelled_training_resumes_from_its_checkpoint(slurm_cluster, tmp_path)
     # A short training with a checkpoint every 10 steps, so that one exists early.
     config = workdir / "config" / "config.yaml"
     text = config.read_text()
-    text, n_steps = re.subn(r"(?m)^(  steps:)\s*\d+", r"\1 40", text)
+    text, n_steps = re.subn(r"(?m)^(  steps:)\s*\d+", r"\1 60", text)
     text, n_every = re.subn(r"(?m)^(  checkpoint_every:)\s*\d+", r"\1 10", text)
     assert n_steps == n_every == 1
     config.write_text(text)
@@ -249,9 +249,9 @@ def test_cancelled_training_resumes_from_its_checkpoint(slurm_cluster, tmp_path)
     resubmitted = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: \S*rule_train_model", output)
     assert len(resubmitted) == 2 and resubmitted[0] == training[0], output[-4000:]
     log = (workdir / "results" / "logs" / "train_model" / dataset / f"{variant}.log").read_text(errors="replace")
-    resumed = re.search(r"resuming from \S*step_(\d+)\.pt \(step (\d+) of 40\)", log)
+    resumed = re.search(r"resuming from \S*step_(\d+)\.pt \(step (\d+) of 60\)", log)
     assert resumed, log[-3000:]
     assert int(resumed.group(2)) >= 10
     import torch
 
-    assert torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True)["step"] == 40
+    assert torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True)["step"] == 60

@@ -66,17 +66,21 @@ else
         chown munge:munge /etc/munge/munge.key 2>/dev/null || true
         chmod 400 /etc/munge/munge.key
     fi
-    install -d -o munge -g munge -m 755 /run/munge
-    install -d -o munge -g munge -m 700 "$STATE_DIR/munge"
+    # munged runs as the munge user, which may not enter STATE_DIR (pytest's are 0700): its pid
+    # and log files go to /run/munge; the pid is copied to STATE_DIR/run for stop_slurm.sh.
+    MUNGE_RUN=/run/munge
     if id munge >/dev/null 2>&1; then
-        runuser -u munge -- munged --pid-file="$STATE_DIR/munge/munged.pid" \
-            --log-file="$STATE_DIR/munge/munged.log"
+        install -d -o munge -g munge -m 755 "$MUNGE_RUN"
+        rm -f "$MUNGE_RUN/munged.pid"
+        runuser -u munge -- munged --pid-file="$MUNGE_RUN/munged.pid" --log-file="$MUNGE_RUN/munged.log"
     else
-        munged --force --pid-file="$STATE_DIR/munge/munged.pid" --log-file="$STATE_DIR/munge/munged.log"
+        install -d -m 755 "$MUNGE_RUN"
+        rm -f "$MUNGE_RUN/munged.pid"
+        munged --force --pid-file="$MUNGE_RUN/munged.pid" --log-file="$MUNGE_RUN/munged.log"
     fi
     for _ in $(seq 50); do munge_ok && break; sleep 0.1; done
-    munge_ok || die "munged did not start (see $STATE_DIR/munge/munged.log)"
-    cp "$STATE_DIR/munge/munged.pid" "$STATE_DIR/run/munged.pid"
+    munge_ok || die "munged did not start (see $MUNGE_RUN/munged.log)"
+    cp "$MUNGE_RUN/munged.pid" "$STATE_DIR/run/munged.pid"
 fi
 
 # ---------------------------------------------------------------- slurm.conf, gres.conf
