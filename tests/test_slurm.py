@@ -46,8 +46,9 @@ LOCK = Path("/tmp/sonodiff-slurm.lock")  # one test cluster per machine at a tim
 DAG_TIMEOUT = 5400                      # seconds for the whole DAG on the cluster (2 shared cores)
 # Poll fast in tests: the plugin waits this long before its first squeue, then 10 s more after
 # each poll that finds no job finished (and back to this after one that does).
-FAST_POLLING = ("--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1",
-                "--latency-wait", "5", "--slurm-keep-successful-logs")
+# The node has this machine's CPUs (start_slurm.sh): no job, group jobs included, may ask for more.
+CLUSTER_ARGS = ("--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1",
+                "--latency-wait", "5", "--slurm-keep-successful-logs", "--cores", str(len(os.sched_getaffinity(0))))
 # Files that differ between two runs by nature (times, hosts, event files, the report pages).
 VOLATILE = re.compile(r"(^|/)(logs|benchmarks|tensorboard)/|\.html$|provenance")
 
@@ -122,7 +123,7 @@ def cluster_run(slurm_cluster, tmp_path_factory):
     """The default config's whole DAG through profiles/slurm: (workdir, seconds)."""
     workdir = copy_workflow(tmp_path_factory.mktemp("slurm_dag"))
     start = time.monotonic()
-    proc = subprocess.run(snakemake_cmd(workdir, "slurm", *FAST_POLLING), cwd=workdir, capture_output=True,
+    proc = subprocess.run(snakemake_cmd(workdir, "slurm", *CLUSTER_ARGS), cwd=workdir, capture_output=True,
                           text=True, env=job_env())
     seconds = time.monotonic() - start
     assert proc.returncode == 0, failure(proc.stdout + proc.stderr, workdir)
@@ -223,7 +224,7 @@ def test_cancelled_training_resumes_from_its_checkpoint(slurm_cluster, tmp_path)
     config.write_text(text)
     model_dir = workdir / "results" / "models" / dataset / variant
     target = f"results/models/{dataset}/{variant}/model.pt"
-    cmd = snakemake_cmd(workdir, "slurm", *FAST_POLLING, "--", target, timeout=1500)
+    cmd = snakemake_cmd(workdir, "slurm", *CLUSTER_ARGS, "--", target, timeout=1500)
     out_path = tmp_path / "snakemake.out"
     with open(out_path, "w") as out:
         proc = subprocess.Popen(cmd, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, env=job_env())

@@ -125,6 +125,8 @@ JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 # squeue keeps finished jobs this long; the plugin needs >= 3x its first status-check delay.
 MinJobAge=600
+# Refuse at submission a job no node can run (instead of leaving it pending forever).
+EnforcePartLimits=ALL
 ReturnToService=2
 KillWait=5
 InactiveLimit=0
