@@ -29,5 +29,12 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/snakemake --lint
 
+bench: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_diffusion.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_phantom.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_prepare.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_train_sample.py --dataset phantom_camus --synthetic
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_metrics.py
+
 clean:
 	rm -rf results .snakemake
