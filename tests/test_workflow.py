@@ -25,7 +25,9 @@ def test_dry_run(tmp_path, config):
 
 def test_bad_config_stops_before_any_job(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text((ROOT / "config" / "config.yaml").read_text().replace("steps: 150", "stpes: 150"))
+    text = (ROOT / "config" / "config.yaml").read_text()
+    assert "\ntrain:\n  steps:" in text
+    bad.write_text(text.replace("\ntrain:\n  steps:", "\ntrain:\n  stpes:"))
     proc = run_snakemake(tmp_path, "-n", configfile=bad)
     assert proc.returncode != 0
     assert "config key train.stpes: unknown key" in proc.stdout + proc.stderr
