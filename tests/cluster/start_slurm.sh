@@ -84,7 +84,7 @@ else
 fi
 
 # ---------------------------------------------------------------- slurm.conf, gres.conf
-CPUS=$(nproc)
+CPUS=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)   # nproc honours OMP_NUM_THREADS
 AVAIL_MB=$(awk '/^MemAvailable:/ {print int($2 / 1024)}' /proc/meminfo)
 REAL_MB=$((AVAIL_MB * 9 / 10))   # a bit below what is free, so slurmd never finds less
 
