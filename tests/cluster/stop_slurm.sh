@@ -7,6 +7,11 @@
 set -uo pipefail
 
 STATE_DIR=${1:-${SONODIFF_SLURM_DIR:-/tmp/sonodiff-slurm}}
+# Daemons, /etc/slurm and apt need root: a user with password-less sudo (CI runners) re-runs this
+# script under sudo.
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    exec sudo -n -E "$0" "$STATE_DIR"
+fi
 CONF_DIR=/etc/slurm
 MARK="# written by sonodiff tests/cluster/start_slurm.sh"
 RUN="$STATE_DIR/run"
