@@ -9,6 +9,7 @@ top-level sections, so every stage sees one flat, fully specified dict.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -85,6 +86,20 @@ def _fill_defaults(schema: Mapping, instance: Any, root: Mapping) -> Any:
     return instance
 
 
+def _refuse_old_forms(config: Mapping) -> None:
+    """The one-string sampler of old configs (``sample.steps: ddimN``), at the top level or in a
+    dataset's overrides, is refused with a message naming ``sample.sampler`` and ``sample.steps``."""
+    sections = [("sample", config.get("sample"))] + [
+        (f"datasets.{name}.sample", ds.get("sample")) for name, ds in (config.get("datasets") or {}).items()
+        if isinstance(ds, Mapping)]
+    for where, section in sections:
+        steps = section.get("steps") if isinstance(section, Mapping) else None
+        match = re.fullmatch(r"ddim(\d+)", str(steps).strip().lower()) if isinstance(steps, str) else None
+        if match:
+            raise InputError(f"config key {where}.steps", f"{steps!r} is the old form; "
+                             f"set {where}.sampler: ddim and {where}.steps: {int(match.group(1))}")
+
+
 def validate_config(config: Mapping, schema_path: str | Path = SCHEMA_PATH) -> dict:
     """Return a validated copy of ``config`` with defaults filled in.
 
@@ -93,6 +108,7 @@ def validate_config(config: Mapping, schema_path: str | Path = SCHEMA_PATH) -> d
     schema = load_schema(schema_path)
     validator = jsonschema.Draft7Validator(schema)
     config = copy.deepcopy(dict(config))
+    _refuse_old_forms(config)
     _raise_first(validator, config)
     config = _fill_defaults(schema, config, schema)
     _raise_first(validator, config)
@@ -150,6 +166,25 @@ def resolve(config: Mapping, dataset: str, variant: str | None = None, schema: M
         _raise_first(sub_validator, merged, prefix=f"{where} -> ")
         out[section] = merged
     return out
+
+
+def variant_b_min(config: Mapping, variant: str, dataset: str | None = None) -> float:
+    """``diffusion.b_min`` of a variant (with ``dataset``'s overrides): 1 = baseline, < 1 = B-maps.
+
+    The one place rules and code turn a variant name into its B-map strength.
+    """
+    if variant not in config["variants"]:
+        raise InputError("config key variants", f"no variant named {variant!r}")
+    diffusion = dict(config["diffusion"])
+    if dataset is not None:
+        diffusion.update(config["datasets"][dataset].get("diffusion", {}))
+    diffusion.update(config["variants"][variant])
+    return float(diffusion["b_min"])
+
+
+def bmaps_variant(config: Mapping, dataset: str | None = None) -> str:
+    """The variant with the strongest B-maps (smallest ``b_min``; ties broken by name)."""
+    return min(sorted(config["variants"]), key=lambda v: variant_b_min(config, v, dataset))
 
 
 def schema_keys(schema: Mapping | None = None) -> list[tuple[str, Any, str]]:

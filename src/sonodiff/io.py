@@ -1,4 +1,4 @@
-"""Atomic writes: every output appears whole or not at all.
+"""Atomic writes (every output appears whole or not at all) and the one PNG codec.
 
 A writer produces a temporary sibling of the target and renames it into place with
 ``os.replace`` (atomic on POSIX within one file system); on any exception the temporary is
@@ -13,7 +13,11 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from sonodiff.errors import InputError
 
 
 @contextlib.contextmanager
@@ -26,6 +30,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the mode a plain open() would
         os.replace(tmp_path, target)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
@@ -40,12 +45,19 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text(target: str | Path, text: str) -> None:
@@ -72,3 +84,51 @@ def _finite_or_none(obj: Any) -> Any:
 def read_json(path: str | Path) -> Any:
     """Read a JSON file."""
     return json.loads(Path(path).read_text())
+
+
+# ----------------------------------------------------------------------------- image codec
+# Every stage reads and writes its 8-bit PNGs (images, label maps, the sector mask) here.
+
+def read_png(path: str | Path) -> np.ndarray:
+    """An 8-bit PNG as a uint8 (H, W) array: grey (L) and palette (P) images as stored, others
+    converted to grey with PIL's ``convert("L")`` (ITU-R 601-2 luma)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img if img.mode in ("L", "P") else img.convert("L"), dtype=np.uint8)
+    except (OSError, ValueError) as err:  # PIL raises both for a broken or missing file
+        raise InputError(path, f"unreadable image ({' '.join(str(err).split())})") from err
+
+
+def read_pngs(paths: Sequence[str | Path], where: str | Path) -> np.ndarray:
+    """PNGs of one size as a uint8 (N, H, W) stack; ``where`` (the listing file) names a size clash."""
+    images = [read_png(p) for p in paths]
+    shapes = sorted({a.shape for a in images})
+    if len(shapes) > 1:
+        raise InputError(where, f"images of different sizes {shapes}")
+    return np.stack(images) if images else np.zeros((0, 0, 0), np.uint8)
+
+
+def write_png(path: str | Path, array: np.ndarray, compress_level: int = 1) -> Path:
+    """Write a uint8 (H, W) array as a grey PNG (zlib ``compress_level``), atomically."""
+    from PIL import Image
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8)).save(tmp, format="PNG", compress_level=compress_level)
+    return Path(path)
+
+
+# ----------------------------------------------------------------------------- model range
+# The codec between 8-bit pixels and the diffusion model's data range [-1, 1] (torch tensors).
+
+def to_model_range(images):
+    """uint8 [0, 255] -> float [-1, 1]: ``x = u / 127.5 - 1`` (a torch tensor)."""
+    return images.float() / 127.5 - 1.0
+
+
+def to_uint8(x):
+    """float [-1, 1] -> uint8: ``u = round((x + 1) 127.5)``, x clipped to [-1, 1] (a torch tensor)."""
+    import torch
+
+    return ((x.float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)

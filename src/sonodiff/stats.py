@@ -1,4 +1,4 @@
-"""Bootstrap confidence intervals over images, and the one record every reported figure uses.
+"""Bootstrap confidence intervals, the one record every reported figure uses, and score summaries.
 
 Neither paper reports an interval; every figure we compute carries a 95% percentile bootstrap
 interval over images (Efron & Tibshirani 1993, ch. 13):
@@ -75,3 +75,21 @@ def figure(
 def not_available(reason: str) -> dict:
     """A figure that could not be computed, with the reason."""
     return {"value": None, "ci": None, "status": "n/a", "reason": reason}
+
+
+def summarize(values: np.ndarray, resamples: int, seed: int) -> dict:
+    """Mean, standard deviation (ddof 0, as numpy and the papers' tables), interval, n.
+
+    Over the n finite values x_i: mean = (1/n) sum_i x_i, std = sqrt((1/n) sum_i (x_i - mean)^2),
+    [ci_low, ci_high] = percentile bootstrap interval of the mean (NaN when not computable).
+    """
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    ci = bootstrap_ci(np.mean, [x], resamples, seed) if x.size else None
+    return {
+        "mean": float(x.mean()) if x.size else float("nan"),
+        "std": float(x.std()) if x.size else float("nan"),
+        "ci_low": ci[0] if ci else float("nan"),
+        "ci_high": ci[1] if ci else float("nan"),
+        "n": int(x.size),
+    }
