@@ -1,0 +1,110 @@
+"""Where every contract lives in the results tree: the single spelling of each path.
+
+The rules build their inputs and outputs from these functions (called with wildcard strings such
+as ``"{dataset}"`` they give Snakemake patterns), the CLI finds a job's files with them, and no
+other module spells a contract's file name. Every function returns a POSIX string.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: File names of the contracts (read and written only through ``sonodiff.contracts``).
+MANIFEST = "manifest.csv"
+DATASET_INFO = "dataset.json"
+SECTOR = "sector.png"
+IMAGES = "images"
+LABELS = "labels"
+MODEL = "model.pt"
+TRAIN_LOG = "train_log.csv"
+CHECKPOINTS = "checkpoints"
+TENSORBOARD = "tensorboard"
+SAMPLE_PLAN = "plan.csv"
+SAMPLE_CONFIG = "config.yaml"
+SNAPSHOTS = "snapshots.npz"
+SHARDS = "shards"
+REAL_FID_STATS = "real_fid_stats.npz"
+WEIGHTS_STATUS = "weights.json"
+SEGMENT_RECORD = "metrics.json"
+SEGMENT_MODEL = "model.pt"
+PREDICTIONS = "predictions.npz"
+LEAKAGE_REPORT = "leakage_ok.txt"
+TABLE_FORMATS = ("csv", "md", "tex")
+
+
+#: Every path of the results tree, relative to its root, as a template over the wildcards it
+#: depends on (Snakemake's wildcard syntax, so a template left unfilled is a rule's pattern).
+TEMPLATES = {
+    # data stage
+    "raw": "raw/{dataset}",
+    "downloads": "downloads",
+    "dataset_dir": "data/{dataset}",
+    "dataset_manifest": f"data/{{dataset}}/{MANIFEST}",
+    "dataset_info": f"data/{{dataset}}/{DATASET_INFO}",
+    "dataset_sector": f"data/{{dataset}}/{SECTOR}",
+    "labelmaps_manifest": f"augment/{{dataset}}/{MANIFEST}",
+    "prepare_done": "prepare.done",
+    # train stage
+    "model_dir": "models/{dataset}/{variant}",
+    "model": f"models/{{dataset}}/{{variant}}/{MODEL}",
+    "train_log": f"models/{{dataset}}/{{variant}}/{TRAIN_LOG}",
+    # sample stage: the plan (every image with its seed and batch, read by every shard), the
+    # shards, the gathered set, and one reverse chain's snapshots (Domínguez et al. fig. 3)
+    "samples_dir": "samples/{dataset}/{variant}",
+    "sample_plan": f"samples/{{dataset}}/{{variant}}/{SAMPLE_PLAN}",
+    "shard_manifest": f"samples/{{dataset}}/{{variant}}/{SHARDS}/{{shard}}/{MANIFEST}",
+    "samples_manifest": f"samples/{{dataset}}/{{variant}}/{MANIFEST}",
+    "snapshots": f"samples/{{dataset}}/{{variant}}/{SNAPSHOTS}",
+    # metrics stage; tables are csv, md or tex
+    "weights_status": f"metrics/{WEIGHTS_STATUS}",
+    "real_fid_stats": f"metrics/{{dataset}}/{REAL_FID_STATS}",
+    "metrics_record": "metrics/{dataset}/{variant}.json",
+    "table": "tables/{name}.{fmt}",
+    # segment stage
+    "segment_dir": "segment/{dataset}/{source}",
+    "segment_record": f"segment/{{dataset}}/{{source}}/{SEGMENT_RECORD}",
+    "segment_model": f"segment/{{dataset}}/{{source}}/{SEGMENT_MODEL}",
+    "segment_predictions": f"segment/{{dataset}}/{{source}}/{PREDICTIONS}",
+    "leakage_report": f"segment/{{dataset}}/{LEAKAGE_REPORT}",
+    # report stage (a figure's name may hold a /)
+    "figure": "figures/{kind}/{name}.png",
+    "report_table": "report/tables/{name}.html",
+    "provenance": "report/provenance.{fmt}",
+    "report": "report.html",
+    "benchmarks": "benchmarks",
+}
+
+
+class _KeepMissing(dict):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The results tree under ``root`` (``results`` by default).
+
+    ``layout("model", dataset="camus", variant="bmaps")`` is ``results/models/camus/bmaps/model.pt``;
+    wildcards left out stay in braces, so ``layout("model")`` is the rule pattern
+    ``results/models/{dataset}/{variant}/model.pt``.
+    """
+
+    root: str = "results"
+
+    def __call__(self, contract: str, /, **wildcards: object) -> str:
+        if contract not in TEMPLATES:
+            raise KeyError(f"no contract path named {contract!r}")
+        filled = TEMPLATES[contract].format_map(_KeepMissing({k: str(v) for k, v in wildcards.items()}))
+        return f"{self.root}/{filled}"
+
+    def log(self, rule: str, *parts: object) -> str:
+        """The log of one job of ``rule``: ``logs/<rule>/<part>/.../<last part>.log``."""
+        return self._per_job("logs", rule, parts, ".log")
+
+    def benchmark(self, rule: str, *parts: object) -> str:
+        """The benchmark record of one job of ``rule`` (``.tsv``)."""
+        return self._per_job("benchmarks", rule, parts, ".tsv")
+
+    def _per_job(self, kind: str, rule: str, parts: tuple, suffix: str) -> str:
+        names = [rule, *(str(p) for p in parts)]
+        return "/".join([self.root, kind, *names[:-1], names[-1] + suffix])

@@ -1,0 +1,56 @@
+"""The metrics stage's records: per dataset and variant, the real set's FID statistics, weights.
+
+- ``metrics/{dataset}/{variant}.json``: every figure of one sample set (written by
+  :mod:`sonodiff.metrics.evaluate`, read by the tables and the report). Required keys:
+  :data:`RECORD_KEYS`; ``physics.depth_profile`` holds the per-depth-bin curves (mean and std
+  over images) that the report draws.
+- ``metrics/{dataset}/real_fid_stats.npz``: for each FID dimension d ``mu_<d>``, ``sigma_<d>``,
+  ``features_<d>``, and ``weights_sha256`` of the Inception weights used (no pickles).
+- ``metrics/weights.json``: the metric networks' weights status (``fetch_weights``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from sonodiff.contracts.records import read_record
+from sonodiff.errors import InputError
+from sonodiff.io import atomic_path, read_json, write_json
+
+RECORD_KEYS = ("dataset", "variant", "fid", "paired", "physics")
+
+
+def write_metrics_record(path: str | Path, record: Mapping) -> None:
+    missing = [k for k in RECORD_KEYS if k not in record]
+    if missing:
+        raise ValueError(f"metrics record lacks {missing}")
+    write_json(path, dict(record))
+
+
+def read_metrics_record(path: str | Path) -> dict:
+    return read_record(path, RECORD_KEYS, "metrics record")
+
+
+def write_fid_stats(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def read_fid_stats(path: str | Path) -> dict[str, np.ndarray]:
+    """Load ``real_fid_stats.npz`` (no pickles)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError) as err:
+        raise InputError(path, f"unreadable FID statistics ({err})") from err
+
+
+def write_weights_status(path: str | Path, status: Mapping) -> None:
+    write_json(path, dict(status))
+
+
+def read_weights_status(path: str | Path) -> dict:
+    return read_json(path)
