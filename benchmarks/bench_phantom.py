@@ -42,12 +42,12 @@ def scenes(phantom: str, n: int):
 
 
 def bench(phantom: str, mode: str, size: int, n: int) -> dict:
-    probe, physics = (CARDIAC, cardiac.PHYSICS) if phantom == "camus" else (NECK, neck.PHYSICS)
+    transducer, physics = (CARDIAC, cardiac.PHYSICS) if phantom == "camus" else (NECK, neck.PHYSICS)
     c0, w0 = time.process_time(), time.perf_counter()
-    sim = Simulator(probe, mode, size, physics)
+    sim = Simulator(transducer, mode, size, physics)
     setup_cpu, setup_wall = time.process_time() - c0, time.perf_counter() - w0
     todo = scenes(phantom, n)
-    x, z = probe.image_points(size)
+    x, z = transducer.image_points(size)
     c0, w0 = time.process_time(), time.perf_counter()
     for k, scene in enumerate(todo):
         sim.image(scene, np.random.default_rng(k))

@@ -22,6 +22,8 @@ import yaml
 
 from sonodiff.augment import augment_dataset
 from sonodiff.config import resolve, validate_config
+from sonodiff.contracts import layout
+from sonodiff.contracts.dataset import PreparedDataset
 from sonodiff.data.prepare import prepare_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,12 +74,13 @@ def main() -> None:
         tmp = Path(tmp)
         write_tree(tmp / "raw", args.patients, args.raw_height, args.raw_width)
         t0 = time.perf_counter()
-        info = prepare_dataset(tmp / "raw", tmp / "data", cfg, progress=False)
+        data = PreparedDataset.in_dir(tmp / "data")
+        info = prepare_dataset(tmp / "raw", data.manifest, data.info_path, data.sector_path, cfg, progress=False)
         t_prep = time.perf_counter() - t0
         n = sum(info["counts"][s] for s in ("train", "val", "test"))
         t0 = time.perf_counter()
-        aug = augment_dataset(tmp / "data" / "manifest.csv", tmp / "data" / "dataset.json",
-                              tmp / "aug" / "manifest.csv", cfg, progress=False)
+        aug = augment_dataset(data.manifest, data.info_path, data.sector_path, tmp / "aug" / layout.MANIFEST, cfg,
+                              progress=False)
         t_aug = time.perf_counter() - t0
     print(f"prepare: {n} images {args.raw_height}x{args.raw_width} -> {args.img_size} px in {t_prep:.2f} s "
           f"= {n / t_prep:.1f} images/s")

@@ -6,14 +6,21 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from test_data_factories import CAMUS_LABELS, job_config, write_camus_nifti
+from test_data_factories import CAMUS_LABELS, job_config, prepare_into, write_camus_nifti
 
-from sonodiff.augment import (AUGMENT_COLUMNS, AugmentParams, augment_dataset, augment_label_map,
-                              random_affine, sample_seed)
-from sonodiff.data.prepare import prepare_dataset
-from sonodiff.manifest import read_manifest
+from sonodiff.augment import AugmentParams, augment_dataset, augment_label_map, random_affine, sample_seed
+from sonodiff.contracts import layout
+from sonodiff.contracts.dataset import PreparedDataset
+from sonodiff.contracts.labelmaps import LABELMAP_COLUMNS
+from sonodiff.contracts.manifest import read_manifest
+from sonodiff.errors import InputError
 
 ENTRY = {"format": "camus", "source": {"path": "unused"}, "img_size": 32, "labels": CAMUS_LABELS}
+
+
+def _augment(root, out_manifest, cfg):
+    data = PreparedDataset.in_dir(root / "data")
+    return augment_dataset(data.manifest, data.info_path, data.sector_path, out_manifest, cfg, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -21,17 +28,16 @@ def prepared(tmp_path_factory):
     root = tmp_path_factory.mktemp("aug")
     raw = write_camus_nifti(root / "raw", groups={"training": [1, 2, 3], "validation": [4], "testing": [5]})
     cfg = job_config("camus", ENTRY, augment={"copies": 3})
-    prepare_dataset(raw, root / "data", cfg, progress=False)
-    out = augment_dataset(root / "data" / "manifest.csv", root / "data" / "dataset.json",
-                          root / "aug" / "manifest.csv", cfg, progress=False)
+    prepare_into(raw, root / "data", cfg)
+    out = _augment(root, root / "aug" / layout.MANIFEST, cfg)
     return root, cfg, out
 
 
 def test_manifest_contract_and_splits(prepared):
     root, _, out = prepared
-    df = read_manifest(root / "aug" / "manifest.csv")
-    assert list(df.columns) == list(AUGMENT_COLUMNS)
-    src = read_manifest(root / "data" / "manifest.csv")
+    df = read_manifest(root / "aug" / layout.MANIFEST)
+    assert list(df.columns) == list(LABELMAP_COLUMNS)
+    src = read_manifest(root / "data" / layout.MANIFEST)
     assert "test" in set(src.split)
     assert set(df.split) == {"train", "val"}                     # never the test split
     assert len(df) == 3 * int((src.split != "test").sum())
@@ -45,8 +51,8 @@ def test_manifest_contract_and_splits(prepared):
 
 def test_values_sector_and_difference(prepared):
     root, _, _ = prepared
-    df = read_manifest(root / "aug" / "manifest.csv")
-    sector = np.asarray(Image.open(root / "data" / "sector.png")) > 127
+    df = read_manifest(root / "aug" / layout.MANIFEST)
+    sector = np.asarray(Image.open(root / "data" / layout.SECTOR)) > 127
     changed = 0
     for row in df.itertuples():
         lab = np.asarray(Image.open(row.label))
@@ -63,13 +69,11 @@ def test_values_sector_and_difference(prepared):
 
 def test_deterministic_with_seed(prepared, tmp_path):
     root, cfg, out = prepared
-    again = augment_dataset(root / "data" / "manifest.csv", root / "data" / "dataset.json",
-                            tmp_path / "aug" / "manifest.csv", cfg, progress=False)
+    again = _augment(root, tmp_path / "aug" / layout.MANIFEST, cfg)
     for a, b in zip(out.label, again.label):
         assert np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
     other = dict(cfg, seed=cfg["seed"] + 1)
-    third = augment_dataset(root / "data" / "manifest.csv", root / "data" / "dataset.json",
-                            tmp_path / "aug3" / "manifest.csv", other, progress=False)
+    third = _augment(root, tmp_path / "aug3" / layout.MANIFEST, other)
     assert any(not np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
                for a, b in zip(out.label, third.label))
 
@@ -77,10 +81,19 @@ def test_deterministic_with_seed(prepared, tmp_path):
 def test_splits_config_restricts(prepared, tmp_path):
     root, cfg, _ = prepared
     only_train = dict(cfg, augment={**cfg["augment"], "splits": ["train"], "copies": 1})
-    out = augment_dataset(root / "data" / "manifest.csv", root / "data" / "dataset.json",
-                          tmp_path / "a" / "manifest.csv", only_train, progress=False)
+    out = _augment(root, tmp_path / "a" / layout.MANIFEST, only_train)
     assert set(out.split) == {"train"}
-    assert set(pd.read_csv(tmp_path / "a" / "manifest.csv").split) == {"train"}
+    assert set(pd.read_csv(tmp_path / "a" / layout.MANIFEST).split) == {"train"}
+
+
+def test_sector_is_read_from_the_declared_file(prepared, tmp_path):
+    root, cfg, _ = prepared
+    data = PreparedDataset.in_dir(root / "data")
+    small = tmp_path / "small.png"
+    small.write_bytes(b"not a png")
+    with pytest.raises(InputError, match="unreadable image") as err:
+        augment_dataset(data.manifest, data.info_path, small, tmp_path / "b" / layout.MANIFEST, cfg, progress=False)
+    assert str(small) in str(err.value) and not (tmp_path / "b" / layout.LABELS).exists()
 
 
 def test_affine_ranges_off_is_identity():

@@ -6,24 +6,25 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from test_data_factories import job_config, write_busi, write_png
+from test_data_factories import job_config, prepare_into, write_busi, write_png
 
-from sonodiff.data.prepare import prepare_dataset
+from sonodiff.contracts import layout
+from sonodiff.contracts.dataset import DATASET_COLUMNS
+from sonodiff.contracts.manifest import read_manifest
 from sonodiff.errors import InputError
-from sonodiff.manifest import DATASET_COLUMNS, read_manifest
 
 ENTRY = {"format": "busi", "source": {"path": "unused"}, "img_size": 20,
          "labels": {"background": 0, "lesion": 1}, "probe": "linear"}
 
 
 def _prepare(raw, out, **overrides):
-    return prepare_dataset(raw, out, job_config("busi", {**ENTRY, **overrides}), progress=False)
+    return prepare_into(raw, out, job_config("busi", {**ENTRY, **overrides}))
 
 
 def test_masks_merged_and_class_kept(tmp_path):
     raw = write_busi(tmp_path / "raw", counts={"benign": 5, "malignant": 5, "normal": 5})
     info = _prepare(raw, tmp_path / "out", img_size=40, sector_threshold=0.05)
-    df = read_manifest(tmp_path / "out" / "manifest.csv")
+    df = read_manifest(tmp_path / "out" / layout.MANIFEST)
     assert list(df.columns) == list(DATASET_COLUMNS) + ["class"]
     assert len(df) == 15 and set(df["class"]) == {"benign", "malignant", "normal"}
     assert info["labels"] == {"background": 0, "lesion": 1, "sector": 2}
@@ -54,7 +55,7 @@ def test_unreadable_png_fails(tmp_path):
     with pytest.raises(InputError, match="unreadable image") as err:
         _prepare(raw, tmp_path / "out")
     assert str(bad) in str(err.value) and "\n" not in str(err.value)
-    assert not (tmp_path / "out" / "manifest.csv").exists()
+    assert not (tmp_path / "out" / layout.MANIFEST).exists()
 
 
 def test_mask_shape_mismatch_fails(tmp_path):
@@ -69,9 +70,9 @@ def test_split_is_deterministic(tmp_path):
     raw = write_busi(tmp_path / "raw")
     _prepare(raw, tmp_path / "a")
     _prepare(raw, tmp_path / "b")
-    a = pd.read_csv(tmp_path / "a" / "manifest.csv")
-    b = pd.read_csv(tmp_path / "b" / "manifest.csv")
+    a = pd.read_csv(tmp_path / "a" / layout.MANIFEST)
+    b = pd.read_csv(tmp_path / "b" / layout.MANIFEST)
     assert a.equals(b)
-    c = prepare_dataset(raw, tmp_path / "c", job_config("busi", ENTRY, split={"seed": 5}), progress=False)
+    c = prepare_into(raw, tmp_path / "c", job_config("busi", ENTRY, split={"seed": 5}))
     assert c["counts"]["train"] == len(a[a.split == "train"])
-    assert not pd.read_csv(tmp_path / "c" / "manifest.csv").split.equals(a.split)
+    assert not pd.read_csv(tmp_path / "c" / layout.MANIFEST).split.equals(a.split)

@@ -8,26 +8,28 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from test_data_factories import CAMUS_LABELS, job_config, write_camus_2019, write_camus_nifti, write_sitk
+from test_data_factories import (CAMUS_LABELS, job_config, prepare_into, write_camus_2019, write_camus_nifti,
+                                 write_sitk)
 
+from sonodiff.contracts import layout
+from sonodiff.contracts.dataset import DATASET_COLUMNS
+from sonodiff.contracts.manifest import read_manifest
 from sonodiff.data.prepare import prepare_dataset
 from sonodiff.errors import InputError
-from sonodiff.manifest import DATASET_COLUMNS, read_manifest
 
 ENTRY = {"format": "camus", "source": {"path": "unused"}, "img_size": 24, "labels": CAMUS_LABELS,
          "probe": "convex"}
 
 
 def _prepare(raw, out, **overrides):
-    cfg = job_config("camus", {**ENTRY, **overrides})
-    return prepare_dataset(raw, out, cfg, progress=False)
+    return prepare_into(raw, out, job_config("camus", {**ENTRY, **overrides}))
 
 
 def test_nifti_release_contract(tmp_path):
     raw = write_camus_nifti(tmp_path / "raw")
     info = _prepare(raw, tmp_path / "out")
     out = tmp_path / "out"
-    df = pd.read_csv(out / "manifest.csv", dtype=str, keep_default_na=False)
+    df = pd.read_csv(out / layout.MANIFEST, dtype=str, keep_default_na=False)
     assert list(df.columns) == list(DATASET_COLUMNS)
     assert len(df) == 6 * 4
     # Official split read from the subgroup files, whole patients per split.
@@ -41,26 +43,49 @@ def test_nifti_release_contract(tmp_path):
     assert info["sector_id"] == 4 and info["probe"] == {"type": "convex"}
     assert info["counts"] == {"train": 16, "patients_train": 4, "val": 4, "patients_val": 1,
                               "test": 4, "patients_test": 1}
-    assert json.loads((out / "dataset.json").read_text()) == info
+    assert json.loads((out / layout.DATASET_INFO).read_text()) == info
     # Paths are stored relative to the manifest, and resolve to real files.
     assert not df.image[0].startswith("/")
-    full = read_manifest(out / "manifest.csv", required=DATASET_COLUMNS)
+    full = read_manifest(out / layout.MANIFEST, required=DATASET_COLUMNS)
     image = np.asarray(Image.open(full.image[0]))
     label = np.asarray(Image.open(full.label[0]))
     assert image.shape == label.shape == (24, 24) and image.dtype == np.uint8
     assert set(np.unique(label)) <= {0, 1, 2, 3, 4} and {1, 2, 4} <= set(np.unique(label))
     # The sector label lies inside the fan: the image is bright there and black outside it.
     assert image[label == 0].mean() < 20 < image[label == 4].mean()
-    sector = np.asarray(Image.open(out / "sector.png"))
+    sector = np.asarray(Image.open(out / layout.SECTOR))
     assert set(np.unique(sector)) == {0, 255}
     assert sector[0, 12] == 255 and sector[0, 0] == 0 and sector[-1, 0] == 0  # apex on top, corners out
+
+
+def test_declared_files_are_written_where_declared(tmp_path):
+    raw = write_camus_nifti(tmp_path / "raw", groups={"training": [1, 2, 3], "validation": [4], "testing": [5]})
+    out = tmp_path / "out"
+    cfg = job_config("camus", ENTRY)
+    info = prepare_dataset(raw, out / "rows.csv", out / "about.json", out / layout.SECTOR, cfg, progress=False)
+    assert json.loads((out / "about.json").read_text()) == info
+    assert len(read_manifest(out / "rows.csv")) == 5 * 4 and not (out / layout.MANIFEST).exists()
+
+
+@pytest.mark.parametrize("where", ["info", "sector", "name"])
+def test_declared_files_outside_one_folder_fail(tmp_path, where):
+    raw = write_camus_nifti(tmp_path / "raw")
+    out = tmp_path / "out"
+    files = {"manifest": out / layout.MANIFEST, "info": out / layout.DATASET_INFO, "sector": out / layout.SECTOR}
+    bad = {"info": tmp_path / "elsewhere" / layout.DATASET_INFO, "sector": tmp_path / layout.SECTOR,
+           "name": out / "mask.png"}[where]
+    files["sector" if where == "name" else where] = bad
+    with pytest.raises(InputError) as err:
+        prepare_dataset(raw, files["manifest"], files["info"], files["sector"], job_config("camus", ENTRY),
+                        progress=False)
+    assert str(err.value).startswith(str(bad)) and not out.exists()
 
 
 def test_orientation_probe_at_row_zero(tmp_path):
     # A 40 x 32 (H x W) image written with SimpleITK must come out with its fan apex at the top.
     raw = write_camus_nifti(tmp_path / "raw", groups={"training": [1, 2, 3], "validation": [4], "testing": [5]})
     _prepare(raw, tmp_path / "out", img_size=40)
-    df = read_manifest(tmp_path / "out" / "manifest.csv")
+    df = read_manifest(tmp_path / "out" / layout.MANIFEST)
     img = np.asarray(Image.open(df.image[0])).astype(float)
     assert img[1:5, 19:21].mean() > 20 and img[:4, :3].mean() == 0 and img[-2:, 19:21].mean() == 0
 
@@ -68,14 +93,14 @@ def test_orientation_probe_at_row_zero(tmp_path):
 def test_release_2019_split_and_carve_out(tmp_path):
     raw = write_camus_2019(tmp_path / "raw", train=list(range(1, 9)), test=[9, 10])
     info = _prepare(raw, tmp_path / "out")
-    df = pd.read_csv(tmp_path / "out" / "manifest.csv", dtype=str)
+    df = pd.read_csv(tmp_path / "out" / layout.MANIFEST, dtype=str)
     test_patients = set(df[df.split == "test"].patient_id)
     assert test_patients == {"patient0009", "patient0010"}
     # val = 0.2 / (0.6 + 0.2) of the 8 training patients = 2, seeded.
     assert info["counts"]["patients_val"] == 2 and info["counts"]["patients_train"] == 6
     again = tmp_path / "again"
     _prepare(raw, again)
-    assert pd.read_csv(again / "manifest.csv", dtype=str)["split"].tolist() == df["split"].tolist()
+    assert pd.read_csv(again / layout.MANIFEST, dtype=str)["split"].tolist() == df["split"].tolist()
 
 
 def test_seeded_split_when_official_off(tmp_path):
@@ -101,7 +126,7 @@ def _assert_fails(raw, out, match, **overrides):
     with pytest.raises(InputError, match=match) as err:
         _prepare(raw, out, **overrides)
     assert "\n" not in str(err.value)
-    assert not (out / "manifest.csv").exists() and not (out / "images").exists()
+    assert not (out / layout.MANIFEST).exists() and not (out / layout.IMAGES).exists()
     assert not [p for p in out.iterdir()] if out.exists() else True
     return str(err.value)
 
@@ -177,10 +202,10 @@ def test_failure_keeps_previous_output_whole(tmp_path):
     raw = write_camus_nifti(tmp_path / "raw")
     out = tmp_path / "out"
     _prepare(raw, out)
-    before = sorted(p.name for p in (out / "images").iterdir())
+    before = sorted(p.name for p in (out / layout.IMAGES).iterdir())
     write_sitk(np.zeros((3, 3), np.uint8), raw / "database_nifti" / "patient0006" / "patient0006_2CH_ED_gt.nii.gz")
     with pytest.raises(InputError):
         _prepare(raw, out)
     # The failed run left no temporary folder and did not touch the images of the last good run.
-    assert sorted(p.name for p in (out / "images").iterdir()) == before
+    assert sorted(p.name for p in (out / layout.IMAGES).iterdir()) == before
     assert not [p for p in out.iterdir() if p.name.startswith(".")]

@@ -15,6 +15,8 @@ import yaml
 from PIL import Image
 
 from sonodiff.config import resolve, validate_config
+from sonodiff.contracts.dataset import PreparedDataset
+from sonodiff.data.prepare import prepare_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMUS_LABELS = {"background": 0, "lv_cavity": 1, "myocardium": 2, "left_atrium": 3}
@@ -28,6 +30,12 @@ def job_config(name: str, entry: dict, **sections) -> dict:
     for key, value in sections.items():
         raw[key] = {**raw.get(key, {}), **value}
     return resolve(validate_config(raw), name)
+
+
+def prepare_into(raw: Path, folder: Path, cfg: dict) -> dict:
+    """Prepare ``raw`` into ``folder`` under the contract's file names; return ``dataset.json``."""
+    files = PreparedDataset.in_dir(folder)
+    return prepare_dataset(raw, files.manifest, files.info_path, files.sector_path, cfg, progress=False)
 
 
 def fan(h: int, w: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -8,26 +8,26 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from test_data_factories import SEGTHY_LABELS, job_config, neck_volume, write_segthy, write_sitk
+from test_data_factories import SEGTHY_LABELS, job_config, neck_volume, prepare_into, write_segthy, write_sitk
 
-from sonodiff.data.prepare import prepare_dataset
+from sonodiff.contracts import layout
+from sonodiff.contracts.manifest import read_manifest
 from sonodiff.data.readers import read_array
 from sonodiff.data.slicing import slice_volume
 from sonodiff.errors import InputError
-from sonodiff.manifest import read_manifest
 
 ENTRY = {"format": "segthy", "source": {"path": "unused"}, "img_size": 16, "labels": SEGTHY_LABELS,
          "required_label": "thyroid", "slice_axis": 2, "probe": "linear"}
 
 
 def _prepare(raw, out, **overrides):
-    return prepare_dataset(raw, out, job_config("segthy", {**ENTRY, **overrides}), progress=False)
+    return prepare_into(raw, out, job_config("segthy", {**ENTRY, **overrides}))
 
 
 def test_slices_without_thyroid_are_dropped(tmp_path):
     raw = write_segthy(tmp_path / "raw", n=5, shape=(24, 20, 8), thyroid_slices=range(2, 6))
     info = _prepare(raw, tmp_path / "out")
-    df = read_manifest(tmp_path / "out" / "manifest.csv")
+    df = read_manifest(tmp_path / "out" / layout.MANIFEST)
     assert len(df) == 5 * 4
     assert sorted(set(df.slice_index)) == [2, 3, 4, 5]
     assert df.sample_id[0] == "P00_s0002" and df.patient_id[0] == "P00"
@@ -71,7 +71,7 @@ def test_orientation_rows_are_axis0(tmp_path):
         write_sitk(img, raw / "data" / f"{p}.nii.gz")
         write_sitk(lab, raw / "ground_truth_data" / f"{p}.nii.gz")
     _prepare(tmp_path / "raw", tmp_path / "out", img_size=16)
-    df = read_manifest(tmp_path / "out" / "manifest.csv")
+    df = read_manifest(tmp_path / "out" / layout.MANIFEST)
     out = np.asarray(Image.open(df.image[0])).astype(float)
     assert out[:3].mean() == 255 and out[6:].mean() < 100
 
@@ -96,7 +96,7 @@ def test_unexpected_label_value_fails(tmp_path):
     with pytest.raises(InputError, match=r"label values \[6\] are not in the configured set \[0, 1, 2, 3, 4, 5\]") as err:
         _prepare(raw, tmp_path / "out")
     assert str(path) in str(err.value)
-    assert not (tmp_path / "out" / "manifest.csv").exists()
+    assert not (tmp_path / "out" / layout.MANIFEST).exists()
 
 
 def test_non_integer_labels_fail(tmp_path):
@@ -123,7 +123,7 @@ def test_empty_or_nan_volume_fails(tmp_path, kind):
     with pytest.raises(InputError, match="NaN|empty") as err:
         _prepare(raw, tmp_path / "out")
     assert str(path) in str(err.value) and "\n" not in str(err.value)
-    assert not (tmp_path / "out" / "images").exists()
+    assert not (tmp_path / "out" / layout.IMAGES).exists()
 
 
 def test_volume_shape_mismatch_fails(tmp_path):
@@ -153,6 +153,6 @@ def test_unknown_required_label_fails(tmp_path):
 def test_manifest_has_integer_slice_index(tmp_path):
     raw = write_segthy(tmp_path / "raw", n=3)
     _prepare(raw, tmp_path / "out")
-    df = pd.read_csv(tmp_path / "out" / "manifest.csv")
+    df = pd.read_csv(tmp_path / "out" / layout.MANIFEST)
     assert df.slice_index.dtype.kind == "i"
     assert (df.view.isna()).all()

@@ -11,7 +11,7 @@ import SimpleITK as sitk
 
 from sonodiff.errors import InputError
 from sonodiff.phantom import CARDIAC, NECK, Physics, Simulator, simulate_camus, simulate_phantom, simulate_segthy
-from sonodiff.phantom import cardiac, layout, neck
+from sonodiff.phantom import cardiac, neck, raw_layout
 from sonodiff.phantom.tissue import Scene, Tissue
 
 SIZE = 32
@@ -161,7 +161,7 @@ def test_segthy_slice_axis_moves_only_the_stacking(tmp_path):
     for axis in (0, 1):
         root = tmp_path / f"axis{axis}"
         simulate_segthy(root, patients=3, mode="fast", size=16, slices=3, seed=8, slice_axis=axis, progress=False)
-        image_path, label_path = layout.segthy_paths(root, "volunteer01")
+        image_path, label_path = raw_layout.segthy_paths(root, "volunteer01")
         volumes[axis] = (read(image_path), read(label_path))
     for k in range(3):
         for i in (0, 1):
@@ -182,10 +182,10 @@ def test_neck_thyroid_ends_along_elevation():
 # ---------------------------------------------------------------------------------------- physics
 
 
-@pytest.mark.parametrize("probe", [CARDIAC, NECK], ids=["sector", "linear"])
-def test_fast_mode_speckle_is_rayleigh(probe):
+@pytest.mark.parametrize("transducer", [CARDIAC, NECK], ids=["sector", "linear"])
+def test_fast_mode_speckle_is_rayleigh(transducer):
     """Fully developed speckle: the envelope of circular Gaussian I/Q is Rayleigh, SNR = 1.91."""
-    sim = Simulator(probe, "fast", SIZE)
+    sim = Simulator(transducer, "fast", SIZE)
     iq = sim.iq(Homogeneous(), np.random.default_rng(0))
     n = iq.shape[0]
     band = np.abs(iq[n // 3: 2 * n // 3, iq.shape[1] // 6: -iq.shape[1] // 6])
@@ -199,17 +199,18 @@ def test_fast_mode_speckle_is_rayleigh(probe):
     assert max(rho_axial, rho_lateral) > 0.3
 
 
-@pytest.mark.parametrize("probe", [CARDIAC, NECK], ids=["sector", "linear"])
-def test_images_darker_with_depth(probe):
+@pytest.mark.parametrize("transducer", [CARDIAC, NECK], ids=["sector", "linear"])
+def test_images_darker_with_depth(transducer):
     """Attenuation (no TGC): the mean grey level falls with depth in a homogeneous medium."""
-    sim = Simulator(probe, "fast", 64)
+    sim = Simulator(transducer, "fast", 64)
     image = np.mean([sim.image(Homogeneous(), np.random.default_rng(k)) for k in range(3)], axis=0)
-    inside = probe.sector_mask(64)
+    inside = transducer.sector_mask(64)
     means = [image[r0:r0 + 8][inside[r0:r0 + 8]].mean() for r0 in range(8, 64, 8)]
     assert means[-1] < means[0] - 15
     assert np.all(np.diff(means[1:]) < 3)
     # with time-gain compensation the trend flattens
-    tgc = Simulator(probe, "fast", 64, Physics(tgc_db_per_cm=2 * probe.attenuation * probe.fc / 1e6))
+    tgc_db_per_cm = 2 * transducer.attenuation * transducer.fc / 1e6
+    tgc = Simulator(transducer, "fast", 64, Physics(tgc_db_per_cm=tgc_db_per_cm))
     flat = np.mean([tgc.image(Homogeneous(), np.random.default_rng(k)) for k in range(3)], axis=0)
     flat_means = [flat[r0:r0 + 8][inside[r0:r0 + 8]].mean() for r0 in range(8, 64, 8)]
     assert flat_means[-1] - flat_means[0] > means[-1] - means[0] + 10
@@ -227,8 +228,8 @@ def test_psf_bank_unit_kernels_and_losses():
 
 def test_simus_mode_tiny_image():
     """Full pymust SIMUS + DAS on a tiny sector: a dark cyst is darker than its surroundings."""
-    probe = CARDIAC.with_(depth=0.03, n_lateral=48)
-    sim = Simulator(probe, "simus", SIZE, Physics(scatterers_per_wavelength2=0.5))
+    transducer = CARDIAC.with_(depth=0.03, n_lateral=48)
+    sim = Simulator(transducer, "simus", SIZE, Physics(scatterers_per_wavelength2=0.5))
     assert sim.model.n_scatterers < 2000
 
     class Cyst(Scene):
@@ -239,9 +240,9 @@ def test_simus_mode_tiny_image():
 
     scene = Cyst()
     image = sim.image(scene, np.random.default_rng(0)).astype(float)
-    x, z = probe.image_points(SIZE)
+    x, z = transducer.image_points(SIZE)
     labels = scene.labels(x, z)
-    inside = probe.sector_mask(SIZE)
+    inside = transducer.sector_mask(SIZE)
     assert not image[~inside].any()
     assert image[inside & (labels == 1)].mean() < image[inside & (labels == 0) & (z > 0.008)].mean() - 20
     assert image[inside].std() > 10   # speckle
@@ -308,7 +309,7 @@ def test_failed_simulation_leaves_no_partial_output(default_config, tmp_path, mo
     def boom(*args, **kwargs):
         raise RuntimeError("interrupted")
 
-    monkeypatch.setattr(simulate.layout, "write_camus_split", boom)
+    monkeypatch.setattr(simulate.raw_layout, "write_camus_split", boom)
     cfg = _cfg(default_config, "phantom_camus", patients=3, size=16)
     with pytest.raises(RuntimeError):
         simulate_phantom(cfg, tmp_path / "out", progress=False)
@@ -317,10 +318,10 @@ def test_failed_simulation_leaves_no_partial_output(default_config, tmp_path, mo
 
 def test_split_patients_fractions():
     ids = [f"p{i}" for i in range(10)]
-    split = layout.split_patients(ids, {"train": 0.6, "val": 0.2, "test": 0.2}, np.random.default_rng(0))
+    split = raw_layout.split_patients(ids, {"train": 0.6, "val": 0.2, "test": 0.2}, np.random.default_rng(0))
     assert [len(split[k]) for k in ("train", "val", "test")] == [6, 2, 2]
     assert sorted(sum(split.values(), [])) == sorted(ids)
-    small = layout.split_patients(ids[:3], {"train": 0.9, "val": 0.05, "test": 0.05}, np.random.default_rng(0))
+    small = raw_layout.split_patients(ids[:3], {"train": 0.9, "val": 0.05, "test": 0.05}, np.random.default_rng(0))
     assert [len(small[k]) for k in ("train", "val", "test")] == [1, 1, 1]
 
 
@@ -328,6 +329,6 @@ def test_split_patients_fractions():
 def test_simus_mode_dataset(tmp_path):
     """A whole (small) SegThy phantom through full SIMUS: layout as in fast mode."""
     simulate_segthy(tmp_path, patients=3, mode="simus", size=24, slices=1, seed=0, progress=False)
-    image, gt = (read(p) for p in layout.segthy_paths(tmp_path, "volunteer02"))
+    image, gt = (read(p) for p in raw_layout.segthy_paths(tmp_path, "volunteer02"))
     assert image.shape == gt.shape == (24, 24, 1)
     assert image.std() > 10 and 1 in np.unique(gt)

@@ -12,7 +12,7 @@ interpolation so that values stay label ids:
    ``~ U(-D_d, D_d)`` per axis, zero on the outer grid border (``locked_borders = 1``, as the
    paper's code), B-spline interpolated. ``D = elastic_max_displacement * img_size / 256``: the
    paper's pixels at 256 px, scaled to this image size.
-3. clip to the dataset sector ``S`` (``sector.png``): ``L[~S] = 0``, then, with a sector label,
+3. clip to the dataset sector ``S`` (the prepared dataset's sector mask): ``L[~S] = 0``, then, with a sector label,
    ``L[(L == 0) & S] = K + 1``. The source's own sector label is removed before deforming, so
    only structures move and every copy fills the same sector (the paper clips to the cone of the
    real image in the same way).
@@ -37,17 +37,16 @@ import pandas as pd
 import torch
 import torchio as tio
 import torchvision.transforms.functional as TF
-from PIL import Image
 from tqdm import tqdm
 
+from sonodiff.contracts.dataset import PreparedDataset
+from sonodiff.contracts.labelmaps import LABELMAP_COLUMNS, labelmap_path, labels_folder, write_labelmaps
+from sonodiff.contracts.manifest import read_manifest
 from sonodiff.errors import InputError
-from sonodiff.io import read_json
-from sonodiff.manifest import read_manifest, write_manifest
+from sonodiff.io import read_png, write_png
 
 log = logging.getLogger(__name__)
 
-AUGMENT_COLUMNS = ("sample_id", "source_sample_id", "patient_id", "split", "copy", "label",
-                   "source_label", "real_image")
 REFERENCE_SIZE = 256  # image size of the paper's displacement values
 
 
@@ -126,64 +125,58 @@ def augment_label_map(ids: np.ndarray, sector: np.ndarray, sector_id: int | None
     return out
 
 
-def augment_dataset(manifest: str | Path, info: str | Path, out_manifest: str | Path, cfg: Mapping,
-                    progress: bool = True) -> pd.DataFrame:
-    """Augment the label maps of a prepared dataset; write ``labels/`` and the manifest.
+def augment_dataset(manifest: str | Path, info: str | Path, sector: str | Path, out_manifest: str | Path,
+                    cfg: Mapping, progress: bool = True) -> pd.DataFrame:
+    """Augment the label maps of the prepared dataset ``manifest``, ``info``, ``sector``; write
+    the label maps (:mod:`sonodiff.contracts.labelmaps`) and their manifest ``out_manifest``.
 
-    Output columns: ``sample_id`` (``<source>_aug<k>``), ``source_sample_id``, ``patient_id``,
-    ``split``, ``copy``, ``label``, ``source_label``, ``real_image``. The folder appears whole
-    (built in a temporary folder, the manifest written last).
+    Output columns (:data:`~sonodiff.contracts.labelmaps.LABELMAP_COLUMNS`): ``sample_id``
+    (``<source>_aug<k>``), ``source_sample_id``, ``patient_id``, ``split``, ``copy``, ``label``,
+    ``source_label``, ``real_image``. The label folder appears whole (built in a temporary folder),
+    the manifest is written last.
     """
-    manifest, info_path, out_manifest = Path(manifest), Path(info), Path(out_manifest)
-    dataset = read_json(info_path)
+    dataset, out_manifest = PreparedDataset(manifest, info, sector), Path(out_manifest)
     aug = cfg["augment"]
     splits: Sequence[str] = [s for s in aug["splits"] if s != "test"]
-    df = read_manifest(manifest, required=["sample_id", "patient_id", "split", "image", "label"])
+    df = read_manifest(dataset.manifest, required=["sample_id", "patient_id", "split", "image", "label"])
     df = df[df["split"].isin(splits)]
-    if (df["label"] == "").any() or not dataset.get("structures"):
-        raise InputError(manifest, "the dataset has no label maps to augment")
+    if (df["label"] == "").any() or not dataset.has_labels:
+        raise InputError(dataset.manifest, "the dataset has no label maps to augment")
     if df.empty:
-        raise InputError(manifest, f"no samples in splits {list(splits)}")
-    sector = _read_png(info_path.parent / "sector.png") > 127
-    sector_id = dataset.get("sector_id")
+        raise InputError(dataset.manifest, f"no samples in splits {list(splits)}")
+    mask = dataset.sector()
+    sector_id = dataset.sector_id
     params = AugmentParams.from_config(aug)
-    allowed = set(dataset["labels"].values())
+    allowed = set(dataset.labels.values())
     out_dir = out_manifest.parent
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=out_dir))
+    staged = tmp / out_manifest.name  # where the manifest would be: its label maps go beside it
     rows = []
     try:
-        (tmp / "labels").mkdir()
+        labels_folder(staged).mkdir()
         for rec in tqdm(df.itertuples(index=False), total=len(df), desc="augment", unit="map",
                         disable=not progress):
-            ids = _read_png(Path(rec.label))
-            if ids.shape != sector.shape:
-                raise InputError(rec.label, f"shape {ids.shape} differs from sector.png {sector.shape}")
+            ids = read_png(rec.label)
+            if ids.shape != mask.shape:
+                raise InputError(rec.label, f"shape {ids.shape} differs from {dataset.sector_path} {mask.shape}")
             bad = set(np.unique(ids).tolist()) - allowed
             if bad:
-                raise InputError(rec.label, f"label ids {sorted(bad)} not in dataset.json labels")
+                raise InputError(rec.label, f"label ids {sorted(bad)} not in the labels of {dataset.info_path}")
             for k in range(int(aug["copies"])):
-                out = augment_label_map(ids, sector, sector_id, params, sample_seed(cfg["seed"], rec.sample_id, k))
+                out = augment_label_map(ids, mask, sector_id, params, sample_seed(cfg["seed"], rec.sample_id, k))
                 sid = f"{rec.sample_id}_aug{k}"
-                Image.fromarray(out).save(tmp / "labels" / f"{sid}.png", compress_level=1)
+                write_png(labelmap_path(staged, sid), out)
                 rows.append({"sample_id": sid, "source_sample_id": rec.sample_id,
                              "patient_id": rec.patient_id, "split": rec.split, "copy": k,
-                             "label": out_dir / "labels" / f"{sid}.png",
+                             "label": labelmap_path(out_manifest, sid),
                              "source_label": rec.label, "real_image": rec.image})
-        if (out_dir / "labels").exists():
+        if labels_folder(out_manifest).exists():
             out_manifest.unlink(missing_ok=True)
-            shutil.rmtree(out_dir / "labels")
-        (tmp / "labels").rename(out_dir / "labels")
+            shutil.rmtree(labels_folder(out_manifest))
+        labels_folder(staged).rename(labels_folder(out_manifest))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    out = pd.DataFrame(rows, columns=list(AUGMENT_COLUMNS))
-    write_manifest(out, out_manifest)
+    out = pd.DataFrame(rows, columns=list(LABELMAP_COLUMNS))
+    write_labelmaps(out, out_manifest)
     return out
-
-
-def _read_png(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("L") if img.mode not in ("L", "P") else img)
-    except Exception as err:  # PIL raises several types for a broken file
-        raise InputError(path, f"unreadable PNG ({type(err).__name__}: {err})") from err

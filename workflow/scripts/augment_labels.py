@@ -1,11 +1,15 @@
-"""Rule augment_labels: random affine + elastic copies of the train/val label maps."""
+"""Rule augment_labels: random affine + elastic copies of the train/val label maps.
+
+input.manifest, input.info and input.sector are the prepared dataset; output.manifest is the
+augmented label maps' manifest (labels/ is written beside it); params.cfg the resolved job config.
+"""
 
 from sonodiff.augment import augment_dataset
 from sonodiff.rule import run_rule
 
 
 def main(smk):
-    augment_dataset(smk.input.manifest, smk.input.info, smk.output.manifest, smk.params.cfg)
+    augment_dataset(smk.input.manifest, smk.input.info, smk.input.sector, smk.output.manifest, smk.params.cfg)
 
 
 run_rule(snakemake, main)  # noqa: F821 (snakemake is injected)

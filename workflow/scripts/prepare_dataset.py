@@ -1,14 +1,15 @@
-"""Rule prepare_dataset: raw files -> manifest.csv, PNGs, sector.png, dataset.json."""
+"""Rule prepare_dataset: raw files -> the prepared dataset (manifest, dataset.json, sector mask, PNGs).
 
-from pathlib import Path
+input.raw is the raw folder; output.manifest, output.info and output.sector are the dataset's three
+contract files (one folder, which also receives images/ and labels/); params.cfg the resolved job config.
+"""
 
 from sonodiff.data.prepare import prepare_dataset
 from sonodiff.rule import run_rule
 
 
 def main(smk):
-    out_dir = Path(smk.output.manifest).parent
-    prepare_dataset(smk.input.raw, out_dir, smk.params.cfg)
+    prepare_dataset(smk.input.raw, smk.output.manifest, smk.output.info, smk.output.sector, smk.params.cfg)
 
 
 run_rule(snakemake, main)  # noqa: F821 (snakemake is injected)

@@ -16,6 +16,7 @@ The target folder appears whole or not at all (:func:`sonodiff.io.atomic_dir`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -27,7 +28,8 @@ import time
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
-from typing import Mapping
+from dataclasses import dataclass
+from typing import IO, Callable, Mapping
 from urllib.parse import unquote, urlparse
 
 import requests
@@ -217,6 +219,33 @@ def _copy_stream(src, dst: Path, size: int, archive: Path, name: str) -> None:
         raise InputError(archive, f"entry {name!r} is truncated ({written} of {size} bytes)")
 
 
+@dataclass(frozen=True)
+class _Member:
+    """One checked archive entry: its path inside the target, kind, size and a reader."""
+
+    rel: PurePosixPath
+    is_dir: bool
+    size: int
+    name: str
+    open: Callable[[], IO[bytes]]
+
+
+def _zip_members(path: Path, zf: zipfile.ZipFile) -> list[_Member]:
+    return [_Member(rel, info.is_dir(), info.file_size, info.filename, functools.partial(zf.open, info))
+            for info, rel in _zip_entries(path, zf)]
+
+
+def _tar_members(path: Path, tar: tarfile.TarFile) -> list[_Member]:
+    def opener(member: tarfile.TarInfo) -> IO[bytes]:
+        src = tar.extractfile(member)
+        if src is None:
+            raise InputError(path, f"entry {member.name!r} cannot be read")
+        return src
+
+    return [_Member(rel, member.isdir(), member.size, member.name, functools.partial(opener, member))
+            for member, rel in _tar_entries(path, tar)]
+
+
 def extract_archive(path: str | Path, target: str | Path, progress: bool = True) -> None:
     """Extract a zip or tar archive into the existing folder ``target``, refusing unsafe entries.
 
@@ -227,29 +256,15 @@ def extract_archive(path: str | Path, target: str | Path, progress: bool = True)
     path, target = Path(path), Path(target)
     kind = archive_kind(path)
     try:
-        if kind == "zip":
-            with zipfile.ZipFile(path) as zf:
-                entries = _zip_entries(path, zf)
-                for info, rel in tqdm(entries, desc=f"extract {path.name}", disable=not progress):
-                    out = _inside(target, rel)
-                    if info.is_dir():
-                        out.mkdir(parents=True, exist_ok=True)
-                        continue
-                    with zf.open(info) as src:
-                        _copy_stream(src, out, info.file_size, path, info.filename)
-        else:
-            with tarfile.open(path, "r:*") as tar:
-                entries = _tar_entries(path, tar)
-                for member, rel in tqdm(entries, desc=f"extract {path.name}", disable=not progress):
-                    out = _inside(target, rel)
-                    if member.isdir():
-                        out.mkdir(parents=True, exist_ok=True)
-                        continue
-                    src = tar.extractfile(member)
-                    if src is None:
-                        raise InputError(path, f"entry {member.name!r} cannot be read")
-                    with src:
-                        _copy_stream(src, out, member.size, path, member.name)
+        with (zipfile.ZipFile(path) if kind == "zip" else tarfile.open(path, "r:*")) as archive:
+            entries = _zip_members(path, archive) if kind == "zip" else _tar_members(path, archive)
+            for member in tqdm(entries, desc=f"extract {path.name}", disable=not progress):
+                out = _inside(target, member.rel)
+                if member.is_dir:
+                    out.mkdir(parents=True, exist_ok=True)
+                    continue
+                with member.open() as src:
+                    _copy_stream(src, out, member.size, path, member.name)
     except InputError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, tarfile.TarError, EOFError, zlib.error) as err:

@@ -1,6 +1,6 @@
 """Convert a raw dataset into the prepared-dataset contract (``results/data/{dataset}/``).
 
-Steps per 2D sample: intensities to uint8 (:func:`sonodiff.data.units.to_uint8`), optional
+Steps per 2D sample: intensities to uint8 (:func:`sonodiff.data.units.scale_to_uint8`), optional
 zero-padding to a square (centred), resize to ``img_size`` (image: Pillow bilinear, which
 low-pass filters when shrinking; labels: nearest), raw label values -> prepared ids
 (:class:`~sonodiff.data.labels.LabelSpec`), and the sector label K+1 where the thresholded image
@@ -32,14 +32,16 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
+from sonodiff.contracts import layout
+from sonodiff.contracts.dataset import (DATASET_COLUMNS, image_path, label_path, pixel_entries,
+                                        remove_dataset_records, write_dataset, write_sector)
 from sonodiff.data import busi, camus, folder, segthy
 from sonodiff.data.labels import LabelSpec
 from sonodiff.data.sector import add_sector_label, majority_mask, sector_mask
 from sonodiff.data.split import SPLITS, carve_validation, seeded_split
 from sonodiff.data.units import Unit, load_unit
 from sonodiff.errors import InputError
-from sonodiff.io import write_json
-from sonodiff.manifest import DATASET_COLUMNS, write_manifest
+from sonodiff.io import write_png
 
 log = logging.getLogger(__name__)
 
@@ -146,13 +148,19 @@ def convert_sample(image: np.ndarray, label: np.ndarray | None, spec: LabelSpec,
     return image, ids, sector
 
 
-def _save_png(arr: np.ndarray, path: Path) -> None:
-    Image.fromarray(np.ascontiguousarray(arr, dtype=np.uint8)).save(path, compress_level=1)
+def output_folder(manifest: Path, info: Path, sector: Path) -> Path:
+    """The one folder of the three declared outputs (the pixel folders are installed beside them);
+    :class:`InputError` names the file that is elsewhere, or a sector mask not called ``sector.png``."""
+    folder = manifest.parent.resolve()
+    for path in (info, sector):
+        if path.parent.resolve() != folder:
+            raise InputError(path, f"not in the folder of the manifest {manifest}")
+    if sector.name != layout.SECTOR:
+        raise InputError(sector, f"the sector mask of a prepared dataset is {layout.SECTOR}")
+    return manifest.parent
 
 
 def _install(tmp: Path, out_dir: Path, names: list[str]) -> None:
-    for stale in ("manifest.csv", "dataset.json"):
-        (out_dir / stale).unlink(missing_ok=True)
     for name in names:
         dst = out_dir / name
         if dst.is_dir():
@@ -162,13 +170,16 @@ def _install(tmp: Path, out_dir: Path, names: list[str]) -> None:
         os.replace(tmp / name, dst)
 
 
-def prepare_dataset(raw: str | Path, out_dir: str | Path, cfg: Mapping, progress: bool = True) -> dict:
-    """Convert ``raw`` into the prepared dataset in ``out_dir``; return ``dataset.json``'s content.
+def prepare_dataset(raw: str | Path, manifest: str | Path, info: str | Path, sector: str | Path,
+                    cfg: Mapping, progress: bool = True) -> dict:
+    """Convert ``raw`` into the prepared dataset ``manifest``, ``info``, ``sector`` (one folder,
+    which also receives ``images/`` and ``labels/``); return ``info``'s content.
 
     ``cfg`` is the resolved job config (:func:`sonodiff.config.resolve`). Raises
-    :class:`InputError` for bad input and then leaves nothing new in ``out_dir``.
+    :class:`InputError` for bad input and then leaves nothing new in the folder.
     """
-    raw, out_dir = Path(raw), Path(out_dir)
+    raw, manifest, info_path = Path(raw), Path(manifest), Path(info)
+    out_dir = output_folder(manifest, info_path, Path(sector))
     data, name = cfg["data"], cfg["dataset"]
     spec = LabelSpec.from_config(data["labels"], data.get("sector_label", True),
                                  where=f"config key datasets.{name}.labels")
@@ -178,9 +189,6 @@ def prepare_dataset(raw: str | Path, out_dir: str | Path, cfg: Mapping, progress
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=out_dir))
     try:
-        (tmp / "images").mkdir()
-        if spec.labeled:
-            (tmp / "labels").mkdir()
         rows, ids_seen = [], set()
         votes = {"train": np.zeros((size, size), np.int64), "all": np.zeros((size, size), np.int64)}
         counts = {"train": 0, "all": 0}
@@ -190,18 +198,18 @@ def prepare_dataset(raw: str | Path, out_dir: str | Path, cfg: Mapping, progress
                 if sample.sample_id in ids_seen:
                     raise InputError(unit.image, f"sample id {sample.sample_id} appears twice")
                 ids_seen.add(sample.sample_id)
-                image, ids, sector = convert_sample(sample.image, sample.label, spec, data)
-                _save_png(image, tmp / "images" / f"{sample.sample_id}.png")
+                image, ids, mask = convert_sample(sample.image, sample.label, spec, data)
+                write_png(image_path(tmp, sample.sample_id), image)
                 if ids is not None:
-                    _save_png(ids, tmp / "labels" / f"{sample.sample_id}.png")
+                    write_png(label_path(tmp, sample.sample_id), ids)
                 for key in ("all", "train") if split == "train" else ("all",):
-                    votes[key] += sector
+                    votes[key] += mask
                     counts[key] += 1
                 row = {
                     "sample_id": sample.sample_id, "patient_id": unit.patient_id, "split": split,
                     "view": unit.view, "phase": unit.phase, "slice_index": sample.slice_index,
-                    "image": out_dir / "images" / f"{sample.sample_id}.png",
-                    "label": out_dir / "labels" / f"{sample.sample_id}.png" if ids is not None else "",
+                    "image": image_path(out_dir, sample.sample_id),
+                    "label": label_path(out_dir, sample.sample_id) if ids is not None else "",
                     "source_file": unit.image,
                 }
                 rows.append({**row, **unit.extra})
@@ -212,19 +220,19 @@ def prepare_dataset(raw: str | Path, out_dir: str | Path, cfg: Mapping, progress
         if not dataset_sector.any():
             raise InputError(f"config key datasets.{name}.sector_threshold",
                              "the dataset sector is empty; lower the threshold")
-        _save_png(dataset_sector.astype(np.uint8) * 255, tmp / "sector.png")
+        write_sector(tmp, dataset_sector)
         df = pd.DataFrame(rows)
         extra = [c for c in df.columns if c not in DATASET_COLUMNS]
         df = df[list(DATASET_COLUMNS) + extra]
         df["slice_index"] = df["slice_index"].astype("Int64")
-        info = dataset_info(name, data, spec, df)
-        _install(tmp, out_dir, ["images", "sector.png"] + (["labels"] if spec.labeled else []))
+        description = dataset_info(name, data, spec, df)
+        remove_dataset_records(out_dir, (manifest.name, info_path.name))
+        _install(tmp, out_dir, pixel_entries(spec.labeled))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    write_manifest(df, out_dir / "manifest.csv")
-    write_json(out_dir / "dataset.json", info)
-    log.info("%s: %s", name, info["counts"])
-    return info
+    write_dataset(manifest, info_path, df, description)
+    log.info("%s: %s", name, description["counts"])
+    return description
 
 
 def dataset_info(name: str, data: Mapping, spec: LabelSpec, df: pd.DataFrame) -> dict:

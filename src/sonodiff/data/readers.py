@@ -11,7 +11,7 @@ returns (the reverse of the ITK/NIfTI index order ``(i, j[, k])``):
 NIfTI files are read with nibabel (which tolerates headers SimpleITK refuses) and their axes
 reversed to match.
 
-Singleton axes are squeezed; RGB(A) images are converted to grayscale.
+Singleton axes are squeezed; colour and palette images are converted to grayscale.
 """
 
 from __future__ import annotations
@@ -23,8 +23,11 @@ from typing import Iterable
 import numpy as np
 
 from sonodiff.errors import InputError
+from sonodiff.io import read_png
 
 PIL_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif"}
+#: PIL modes that :func:`sonodiff.io.read_png` reads as raw files want: grey as stored, colour to grey.
+READ_PNG_MODES = frozenset({"L", "RGB", "RGBA", "LA", "CMYK", "YCbCr"})
 
 
 def _suffix(path: Path) -> str:
@@ -70,14 +73,16 @@ def read_array(path: str | Path) -> np.ndarray:
 
 
 def _read_pil(path: Path) -> np.ndarray:
+    """A 2D image by PIL: 8-bit grey and colour images by :func:`sonodiff.io.read_png` (colour
+    converted to grey); palette images as the grey of their colours (a raw file is a picture, not a
+    palette label map); 1-bit, 16-bit and float images (``1``, ``I;16``, ``I``, ``F``) as stored."""
     from PIL import Image
 
     with Image.open(path) as img:
-        img.load()
-        if img.mode in ("RGB", "RGBA", "P", "LA", "CMYK", "YCbCr"):
-            img = img.convert("L")
-        arr = np.asarray(img)
-    return np.squeeze(arr)
+        if img.mode not in READ_PNG_MODES:
+            img.load()
+            return np.squeeze(np.asarray(img.convert("L") if img.mode == "P" else img))
+    return np.squeeze(read_png(path))
 
 
 def _read_nibabel(path: Path) -> np.ndarray:

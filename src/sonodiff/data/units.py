@@ -55,8 +55,8 @@ class Sample:
     label: np.ndarray | None
 
 
-def to_uint8(arr: np.ndarray, where: str | Path) -> np.ndarray:
-    """Intensities to uint8: kept when already in 0..255 integers, else min-max scaled.
+def scale_to_uint8(arr: np.ndarray, where: str | Path) -> np.ndarray:
+    """Raw intensities to uint8: kept when already in 0..255 integers, else min-max scaled.
 
     Scaling: ``u = round(255 (x - min) / (max - min))`` over the whole image or volume (so the
     slices of one volume share one scale). A constant image is an error (empty).
@@ -103,7 +103,7 @@ def load_unit(unit: Unit, spec: LabelSpec, data: Mapping) -> Iterator[Sample]:
     if image.ndim not in (2, 3):
         raise InputError(unit.image, f"expected a 2D image or a 3D volume, got shape {image.shape}")
     label = _read_label(unit, spec, image.shape)
-    image8 = to_uint8(image, unit.image)
+    image8 = scale_to_uint8(image, unit.image)
     if image.ndim == 2:
         yield Sample(unit.key, unit, None, image8, label)
         return

@@ -5,16 +5,17 @@
 NIfTI release. ``phantom_segthy``: 3-D neck volumes (thyroid, carotids, jugulars, trachea as air)
 imaged slice by slice by a linear array, written as the SegThy volunteer dataset.
 
-Modules: :mod:`probe` (geometry, beam grid, scan conversion), :mod:`bmode` (SIMUS and fast
-convolution models, envelope, log compression), :mod:`tissue` (scenes, echogenicity, texture),
-:mod:`cardiac` and :mod:`neck` (anatomies), :mod:`layout` (files), :mod:`simulate` (datasets).
+Modules: :mod:`probe` (the :class:`~sonodiff.phantom.probe.Transducer`: geometry, beam grid, scan
+conversion), :mod:`bmode` (SIMUS and fast convolution models, envelope, log compression),
+:mod:`tissue` (scenes, echogenicity, texture), :mod:`cardiac` and :mod:`neck` (anatomies),
+:mod:`raw_layout` (the raw datasets' files), :mod:`simulate` (datasets).
 """
 
 from sonodiff.phantom.bmode import FastModel, Physics, SimusModel, Simulator
-from sonodiff.phantom.probe import CARDIAC, NECK, Probe
+from sonodiff.phantom.probe import CARDIAC, NECK, Transducer
 from sonodiff.phantom.simulate import simulate_camus, simulate_phantom, simulate_segthy
 
 __all__ = [
-    "CARDIAC", "NECK", "FastModel", "Physics", "Probe", "SimusModel", "Simulator",
+    "CARDIAC", "NECK", "FastModel", "Physics", "SimusModel", "Simulator", "Transducer",
     "simulate_camus", "simulate_phantom", "simulate_segthy",
 ]

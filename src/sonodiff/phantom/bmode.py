@@ -2,7 +2,7 @@
 
 Both modes turn a tissue description, ``echo(x, z)`` = backscatter power (linear, 1 = myocardium
 or thyroid) at Cartesian points in metres, into a complex baseband (I/Q) beam-domain image
-on the probe's :class:`~sonodiff.phantom.probe.BeamGrid`, then into an 8-bit B-mode image by the
+on the transducer's :class:`~sonodiff.phantom.probe.BeamGrid`, then into an 8-bit B-mode image by the
 same chain (:func:`to_bmode`): electronic noise, envelope, log compression, scan conversion.
 
 ``simus`` (:class:`SimusModel`)
@@ -19,7 +19,7 @@ same chain (:func:`to_bmode`): electronic noise, envelope, log compression, scan
         IQ(r, l) = g(r) * sum_k w_k(r) * (h_k (*) s)(r, l),
         s(r, l) ~ CN(0, echo(r, l) * dA(r)),
 
-    where h_k is the unit-energy PSF that pymust (SIMUS + rf2iq + dasmtx, same probe and attenuation)
+    where h_k is the unit-energy PSF that pymust (SIMUS + rf2iq + dasmtx, same transducer and attenuation)
     gives for one scatterer at depth r_k, w_k(r) are linear-interpolation (hat) weights between the
     depths r_k, g(r) interpolates log ||PSF_k|| (diffraction, spreading and attenuation losses), and
     dA(r) is the area a grid node stands for (r dr dtheta for the sector). The scattering map s is
@@ -38,7 +38,7 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import ndimage, signal
 
-from sonodiff.phantom.probe import Probe, scan_convert
+from sonodiff.phantom.probe import Transducer, scan_convert
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class Physics:
     psf_depths: int = 6
 
 
-def _simus_iq(probe: Probe, param, delays: np.ndarray, x: np.ndarray, z: np.ndarray,
+def _simus_iq(transducer: Transducer, param, delays: np.ndarray, x: np.ndarray, z: np.ndarray,
               rc: np.ndarray, n_samples: int) -> np.ndarray:
     """RF of one transmit by pymust SIMUS, demodulated to I/Q (n_samples x n_elements).
 
@@ -84,8 +84,8 @@ def _simus_iq(probe: Probe, param, delays: np.ndarray, x: np.ndarray, z: np.ndar
     opts.WaitBar = False
     opts.dBThresh = DB_THRESH
     opts.ElementSplitting = 1
-    far_x, far_z = probe.image_width / 2, probe.depth
-    rf = np.zeros((n_samples, probe.n_elements))
+    far_x, far_z = transducer.image_width / 2, transducer.depth
+    rf = np.zeros((n_samples, transducer.n_elements))
     for start in range(0, max(len(x), 1), SIMUS_CHUNK):
         sl = slice(start, start + SIMUS_CHUNK)
         cx = np.append(x[sl], far_x).reshape(1, -1)
@@ -97,37 +97,40 @@ def _simus_iq(probe: Probe, param, delays: np.ndarray, x: np.ndarray, z: np.ndar
     return pymust.rf2iq(rf, param)
 
 
-def _das_matrix(probe: Probe, param, delays: np.ndarray, n_samples: int, x: np.ndarray, z: np.ndarray):
+def _das_matrix(transducer: Transducer, param, delays: np.ndarray, n_samples: int, x: np.ndarray,
+                z: np.ndarray):
     """pymust delay-and-sum matrix mapping I/Q channel data (n_samples x N, column-major) to points."""
     import pymust
 
-    return pymust.dasmtx(1j * np.array([n_samples, probe.n_elements]), x, z, delays, param)
+    return pymust.dasmtx(1j * np.array([n_samples, transducer.n_elements]), x, z, delays, param)
 
 
-def _n_samples(probe: Probe, param, delays: np.ndarray) -> int:
+def _n_samples(transducer: Transducer, param, delays: np.ndarray) -> int:
     """RF length (samples) covering the round trip to the farthest imaged point plus the pulse."""
-    far = math.hypot(probe.depth, probe.image_width / 2 + probe.n_elements * probe.pitch / 2)
-    t = 2 * far / probe.c + float(np.nanmax(delays)) + 4 / (probe.fc * probe.bandwidth / 100)
+    aperture = transducer.n_elements * transducer.pitch
+    far = math.hypot(transducer.depth, transducer.image_width / 2 + aperture / 2)
+    pulse = 4 / (transducer.fc * transducer.bandwidth / 100)
+    t = 2 * far / transducer.c + float(np.nanmax(delays)) + pulse
     return int(math.ceil(t * param.fs))
 
 
 class SimusModel:
     """Full pymust simulation: random scatterers -> SIMUS RF -> rf2iq -> DAS on the beam grid."""
 
-    def __init__(self, probe: Probe, physics: Physics = Physics()):
-        self.probe, self.physics = probe, physics
-        self.param = probe.pymust_param()
-        self.delays = probe.tx_delays(self.param)
-        self.n_samples = _n_samples(probe, self.param, self.delays)
-        grid = probe.beam_grid
+    def __init__(self, transducer: Transducer, physics: Physics = Physics()):
+        self.transducer, self.physics = transducer, physics
+        self.param = transducer.pymust_param()
+        self.delays = transducer.tx_delays(self.param)
+        self.n_samples = _n_samples(transducer, self.param, self.delays)
+        grid = transducer.beam_grid
         gx, gz = grid.points()
-        self.das = _das_matrix(probe, self.param, self.delays, self.n_samples, gx, gz)
-        area = _region_area(probe)
-        self.n_scatterers = int(round(physics.scatterers_per_wavelength2 * area / probe.wavelength ** 2))
+        self.das = _das_matrix(transducer, self.param, self.delays, self.n_samples, gx, gz)
+        area = _region_area(transducer)
+        self.n_scatterers = int(round(physics.scatterers_per_wavelength2 * area / transducer.wavelength ** 2))
 
     def scatterers(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Uniform positions over the imaged region (uniform in area for the sector)."""
-        n, p = self.n_scatterers, self.probe
+        n, p = self.n_scatterers, self.transducer
         if p.kind == "sector":
             r0 = 2 * p.wavelength
             r = np.sqrt(rng.uniform(r0 ** 2, p.depth ** 2, n))
@@ -141,32 +144,33 @@ class SimusModel:
         """Beamformed I/Q on the beam grid for backscatter power ``echo(x, z)``."""
         x, z = self.scatterers(rng)
         rc = rng.standard_normal(x.shape) * np.sqrt(echo(x, z))
-        iq = _simus_iq(self.probe, self.param, self.delays, x, z, rc, self.n_samples)
+        iq = _simus_iq(self.transducer, self.param, self.delays, x, z, rc, self.n_samples)
         bf = self.das @ iq.reshape(-1, order="F")
-        return np.asarray(bf).reshape(self.probe.beam_grid.shape, order="F")
+        return np.asarray(bf).reshape(self.transducer.beam_grid.shape, order="F")
 
 
-def _region_area(probe: Probe) -> float:
-    if probe.kind == "sector":
-        return probe.half_opening * probe.depth ** 2
-    return probe.image_width * probe.depth
+def _region_area(transducer: Transducer) -> float:
+    if transducer.kind == "sector":
+        return transducer.half_opening * transducer.depth ** 2
+    return transducer.image_width * transducer.depth
 
 
 @functools.lru_cache(maxsize=8)
-def psf_bank(probe: Probe, n_depths: int, half_rows: int, half_cols: int) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+def psf_bank(transducer: Transducer, n_depths: int, half_rows: int, half_cols: int,
+             ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
     """PSFs at ``n_depths`` depths: (node rows, unit-energy I/Q kernels, kernel norms).
 
     Each kernel is pymust's answer for one scatterer (RC = 1) on the beam axis at the node depth:
     SIMUS RF -> rf2iq -> DAS on the beam-grid nodes of a (2 half_rows + 1) x (2 half_cols + 1)
     patch around it, tapered by a Tukey window; the norm ||PSF_k|| carries diffraction,
-    spreading and attenuation losses. Cached per (probe, sizes): the probe is immutable.
+    spreading and attenuation losses. Cached per (transducer, sizes): a transducer is immutable.
     """
-    grid = probe.beam_grid
-    depths = np.linspace(0.1 * probe.depth, 0.95 * probe.depth, n_depths)
+    grid = transducer.beam_grid
+    depths = np.linspace(0.1 * transducer.depth, 0.95 * transducer.depth, n_depths)
     node_rows = np.unique(np.round(depths / grid.d_axial).astype(int))
-    param = probe.pymust_param()
-    delays = probe.tx_delays(param)
-    n_samples = _n_samples(probe, param, delays)
+    param = transducer.pymust_param()
+    delays = transducer.tx_delays(param)
+    n_samples = _n_samples(transducer, param, delays)
     hr, hc = half_rows, half_cols
     c0 = len(grid.lateral) // 2
     taper = np.outer(signal.windows.tukey(2 * hr + 1, 0.5), signal.windows.tukey(2 * hc + 1, 0.5))
@@ -174,14 +178,14 @@ def psf_bank(probe: Probe, n_depths: int, half_rows: int, half_cols: int) -> tup
     for row in node_rows:
         a, lat0 = grid.axial[row], grid.lateral[c0]
         x0, z0 = (a * np.sin(lat0), a * np.cos(lat0)) if grid.kind == "sector" else (lat0, a)
-        iq = _simus_iq(probe, param, delays, np.array([x0]), np.array([z0]), np.array([1.0]), n_samples)
+        iq = _simus_iq(transducer, param, delays, np.array([x0]), np.array([z0]), np.array([1.0]), n_samples)
         rows = np.arange(row - hr, row + hr + 1)
         cols = np.arange(c0 - hc, c0 + hc + 1)
         ax = grid.axial[0] + rows * grid.d_axial
         lat = grid.lateral[0] + cols * grid.d_lateral
         A, L = np.meshgrid(ax, lat, indexing="ij")
         px, pz = (A * np.sin(L), A * np.cos(L)) if grid.kind == "sector" else (L, A)
-        das = _das_matrix(probe, param, delays, n_samples, px, pz)
+        das = _das_matrix(transducer, param, delays, n_samples, px, pz)
         h = np.asarray(das @ iq.reshape(-1, order="F")).reshape(px.shape, order="F") * taper
         norm = float(np.sqrt(np.sum(np.abs(h) ** 2)))
         kernel = h / norm
@@ -196,15 +200,16 @@ def psf_bank(probe: Probe, n_depths: int, half_rows: int, half_cols: int) -> tup
 class FastModel:
     """Convolution model (Gao et al. 2009) with depth-dependent PSFs computed by pymust."""
 
-    def __init__(self, probe: Probe, physics: Physics = Physics(), half_rows: int | None = None,
+    def __init__(self, transducer: Transducer, physics: Physics = Physics(), half_rows: int | None = None,
                  half_cols: int | None = None):
-        self.probe, self.physics = probe, physics
-        grid = probe.beam_grid
+        self.transducer, self.physics = transducer, physics
+        grid = transducer.beam_grid
         n_ax, n_lat = grid.shape
         # PSF support: +-3 wavelengths axially, +-12% of the lateral span (main lobe + first side lobes).
-        self.half_rows = half_rows or int(math.ceil(3 * probe.wavelength / grid.d_axial))
+        self.half_rows = half_rows or int(math.ceil(3 * transducer.wavelength / grid.d_axial))
         self.half_cols = half_cols or max(4, int(round(0.12 * n_lat)))
-        self.node_rows, self.kernels, self.gains = psf_bank(probe, physics.psf_depths, self.half_rows, self.half_cols)
+        self.node_rows, self.kernels, self.gains = psf_bank(transducer, physics.psf_depths, self.half_rows,
+                                                            self.half_cols)
         self.fft_shape = (sfft.next_fast_len(n_ax + 2 * self.half_rows),
                           sfft.next_fast_len(n_lat + 2 * self.half_cols))
         self.kernel_ffts = np.stack([sfft.fft2(h, self.fft_shape, workers=1) for h in self.kernels])
@@ -239,7 +244,7 @@ def _hat_weights(rows: np.ndarray, nodes: np.ndarray) -> np.ndarray:
     return w
 
 
-def to_bmode(iq: np.ndarray, probe: Probe, size: int, physics: Physics,
+def to_bmode(iq: np.ndarray, transducer: Transducer, size: int, physics: Physics,
              rng: np.random.Generator, extra_noise_db: float = 0.0) -> np.ndarray:
     """8-bit B-mode image (size x size, 0 outside the sector) from beam-domain I/Q.
 
@@ -256,16 +261,16 @@ def to_bmode(iq: np.ndarray, probe: Probe, size: int, physics: Physics,
     sigma = ref * 10 ** ((physics.noise_db + extra_noise_db) / 20) / math.sqrt(2)
     noisy = iq + sigma * (rng.standard_normal(iq.shape) + 1j * rng.standard_normal(iq.shape))
     if physics.tgc_db_per_cm:
-        depth_cm = probe.beam_grid.axial * 100
+        depth_cm = transducer.beam_grid.axial * 100
         noisy = noisy * (10 ** (physics.tgc_db_per_cm * depth_cm / 20))[:, None]
     db = 20 * np.log10(np.abs(noisy) / ref + 1e-12) + physics.gain_db
     grey = np.clip((db + physics.dynamic_range_db) / physics.dynamic_range_db, 0.0, 1.0) * 255.0
-    out = scan_convert(probe, grey, size)
+    out = scan_convert(transducer, grey, size)
     return np.round(out).astype(np.uint8)
 
 
 class Simulator:
-    """One probe, one mode, one output size: ``image(scene, rng)`` -> uint8 B-mode image.
+    """One transducer, one mode, one output size: ``image(scene, rng)`` -> uint8 B-mode image.
 
     ``scene`` has ``echo(x, z, texture_db=None)`` (backscatter power) and ``texture`` (smooth dB
     field or None), as :class:`~sonodiff.phantom.tissue.Scene`.
@@ -274,12 +279,12 @@ class Simulator:
     #: The fast mode evaluates the (smooth) texture every TEXTURE_STEP grid nodes and interpolates.
     TEXTURE_STEP = 4
 
-    def __init__(self, probe: Probe, mode: str, size: int, physics: Physics = Physics()):
+    def __init__(self, transducer: Transducer, mode: str, size: int, physics: Physics = Physics()):
         if mode not in ("fast", "simus"):
             raise ValueError(f"mode must be fast or simus, not {mode!r}")
-        self.probe, self.mode, self.size, self.physics = probe, mode, size, physics
-        self.model = FastModel(probe, physics) if mode == "fast" else SimusModel(probe, physics)
-        grid = probe.beam_grid
+        self.transducer, self.mode, self.size, self.physics = transducer, mode, size, physics
+        self.model = FastModel(transducer, physics) if mode == "fast" else SimusModel(transducer, physics)
+        grid = transducer.beam_grid
         self._grid_xz = grid.points()
         step = self.TEXTURE_STEP
         rows = np.unique(np.r_[np.arange(0, grid.shape[0], step), grid.shape[0] - 1])
@@ -305,4 +310,4 @@ class Simulator:
 
     def image(self, scene, rng: np.random.Generator, extra_noise_db: float = 0.0) -> np.ndarray:
         """B-mode image of ``scene`` (uint8, size x size, 0 outside the sector)."""
-        return to_bmode(self.iq(scene, rng), self.probe, self.size, self.physics, rng, extra_noise_db)
+        return to_bmode(self.iq(scene, rng), self.transducer, self.size, self.physics, rng, extra_noise_db)

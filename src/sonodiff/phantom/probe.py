@@ -1,4 +1,7 @@
-"""Probe geometry: beam-domain grid, output image grid, imaging sector and scan conversion.
+"""Probe geometry: the transducer, beam-domain grid, output image grid, imaging sector, scan conversion.
+
+A :class:`Transducer` is the physical array the simulator images with (not the B-map probe
+geometry :class:`sonodiff.diffusion.depth.Probe` of a prepared dataset).
 
 Two geometries cover the phantoms:
 
@@ -10,9 +13,10 @@ Two geometries cover the phantoms:
 * ``linear`` (neck): a linear array on z = 0 images the rectangle |x| <= width/2, 0 <= z <= depth;
   beam coordinates are (z, x) themselves and every pixel is inside the sector.
 
-The beam grid (``BeamGrid``) samples (r, theta) or (z, x) finely enough for the baseband I/Q signal
-(axial step lambda/2 by default); scan conversion (:func:`scan_convert`) interpolates it bilinearly at
-the output pixel centres, which is what a scanner does after log compression.
+The beam grid (:class:`BeamGrid`) of a transducer samples (r, theta) or (z, x) finely enough for
+the baseband I/Q signal (axial step lambda/2 by default); scan conversion (:func:`scan_convert`)
+interpolates it bilinearly at the output pixel centres, which is what a scanner does after log
+compression.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from scipy import ndimage
 
 
 @dataclass(frozen=True)
-class Probe:
+class Transducer:
     """A transducer, its imaging geometry and the medium it images.
 
     Transducer fields follow pymust's ``PARAM`` (``getparam``): centre frequency ``fc`` (Hz),
@@ -55,7 +59,7 @@ class Probe:
 
     def __post_init__(self):
         if self.kind not in ("sector", "linear"):
-            raise ValueError(f"probe kind must be sector or linear, not {self.kind!r}")
+            raise ValueError(f"transducer kind must be sector or linear, not {self.kind!r}")
 
     # ------------------------------------------------------------------ derived quantities
     @property
@@ -74,7 +78,7 @@ class Probe:
         return self.width or self.n_elements * self.pitch
 
     def pymust_param(self):
-        """The pymust ``Param`` structure of this probe (2-D simulation, no elevation focusing)."""
+        """The pymust ``Param`` structure of this transducer (2-D simulation, no elevation focusing)."""
         import pymust
 
         p = pymust.utils.Param()
@@ -104,7 +108,7 @@ class Probe:
     # ------------------------------------------------------------------ grids
     @cached_property
     def beam_grid(self) -> "BeamGrid":
-        return BeamGrid.for_probe(self)
+        return BeamGrid.for_transducer(self)
 
     def image_points(self, size: int) -> tuple[np.ndarray, np.ndarray]:
         """(x, z) in metres of the centres of a ``size`` x ``size`` output image (row 0 = probe)."""
@@ -128,7 +132,7 @@ class Probe:
         """Boolean (size, size) mask of the pixels inside the imaging sector."""
         return self.inside(*self.image_points(size))
 
-    def with_(self, **changes) -> "Probe":
+    def with_(self, **changes) -> "Transducer":
         return dataclasses.replace(self, **changes)
 
 
@@ -141,13 +145,13 @@ class BeamGrid:
     lateral: np.ndarray
 
     @staticmethod
-    def for_probe(probe: Probe) -> "BeamGrid":
-        step = probe.axial_step_wavelengths * probe.wavelength
-        n_ax = int(math.ceil(probe.depth / step)) + 1
-        axial = np.linspace(0.0, probe.depth, n_ax)
-        half = probe.half_opening if probe.kind == "sector" else probe.image_width / 2
-        lateral = np.linspace(-half, half, probe.n_lateral)
-        return BeamGrid(probe.kind, axial, lateral)
+    def for_transducer(transducer: Transducer) -> "BeamGrid":
+        step = transducer.axial_step_wavelengths * transducer.wavelength
+        n_ax = int(math.ceil(transducer.depth / step)) + 1
+        axial = np.linspace(0.0, transducer.depth, n_ax)
+        half = transducer.half_opening if transducer.kind == "sector" else transducer.image_width / 2
+        lateral = np.linspace(-half, half, transducer.n_lateral)
+        return BeamGrid(transducer.kind, axial, lateral)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -185,29 +189,29 @@ class BeamGrid:
         return (a - self.axial[0]) / self.d_axial, (lat - self.lateral[0]) / self.d_lateral
 
 
-def scan_convert(probe: Probe, beam_image: np.ndarray, size: int) -> np.ndarray:
+def scan_convert(transducer: Transducer, beam_image: np.ndarray, size: int) -> np.ndarray:
     """Bilinear scan conversion of a beam-domain image to ``size`` x ``size`` pixels.
 
     Pixel (i, j) at Cartesian (x, z) takes the beam image at fractional indices
     ((r - r_0) / dr, (theta - theta_0) / dtheta) (sector) or ((z - z_0) / dz, (x - x_0) / dx);
     pixels outside the imaging sector are 0.
     """
-    x, z = probe.image_points(size)
-    rows, cols = probe.beam_grid.fractional_index(x, z)
+    x, z = transducer.image_points(size)
+    rows, cols = transducer.beam_grid.fractional_index(x, z)
     out = ndimage.map_coordinates(beam_image, [rows, cols], order=1, mode="nearest")
-    out[~probe.inside(x, z)] = 0
+    out[~transducer.inside(x, z)] = 0
     return out
 
 
 #: Cardiac phased array (pymust ``P4-2v``, 2.7 MHz) imaging a 75-degree fan down to 17 cm.
-CARDIAC = Probe(
+CARDIAC = Transducer(
     name="P4-2v sector", kind="sector", fc=2.72e6, pitch=0.3e-3, kerf=0.05e-3, n_elements=64,
     bandwidth=74, height=14e-3, focus=60e-3, depth=0.17, opening_deg=75.0, attenuation=0.3,
     axial_step_wavelengths=1.0, n_lateral=160,
 )
 
 #: Neck linear array (128 elements, 5 MHz, 50 mm aperture) imaging a 50 mm x 40 mm rectangle.
-NECK = Probe(
+NECK = Transducer(
     name="linear 5 MHz", kind="linear", fc=5.0e6, pitch=0.39e-3, kerf=0.05e-3, n_elements=128,
     bandwidth=75, height=5e-3, focus=20e-3, depth=0.04, width=0.05, attenuation=0.8,
     n_lateral=160,

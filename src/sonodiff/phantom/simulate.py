@@ -19,9 +19,9 @@ from tqdm import tqdm
 
 from sonodiff.errors import InputError
 from sonodiff.io import atomic_dir
-from sonodiff.phantom import cardiac, layout, neck
+from sonodiff.phantom import cardiac, neck, raw_layout
 from sonodiff.phantom.bmode import Physics, Simulator
-from sonodiff.phantom.probe import CARDIAC, NECK, Probe
+from sonodiff.phantom.probe import CARDIAC, NECK, Transducer
 
 log = logging.getLogger(__name__)
 
@@ -29,23 +29,24 @@ ANATOMY, SPECKLE, SPLIT = 0, 1, 2
 DEFAULT_FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
 
 
-def _provenance(root: Path, phantom: str, probe: Probe, physics: Physics, settings: Mapping) -> None:
-    """``phantom.json``: what was simulated and how (no timestamps, so it is reproducible)."""
-    info = {"phantom": phantom, "settings": dict(settings), "probe": dataclasses.asdict(probe),
+def _provenance(root: Path, phantom: str, transducer: Transducer, physics: Physics, settings: Mapping) -> None:
+    """``phantom.json``: what was simulated and how (no timestamps, so it is reproducible); the
+    transducer is stored under ``probe``."""
+    info = {"phantom": phantom, "settings": dict(settings), "probe": dataclasses.asdict(transducer),
             "physics": dataclasses.asdict(physics)}
     (root / "phantom.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=float) + "\n")
 
 
 def simulate_camus(root: str | Path, patients: int, mode: str = "fast", size: int = 64, seed: int = 0,
-                   fractions: Mapping[str, float] = DEFAULT_FRACTIONS, probe: Probe = CARDIAC,
+                   fractions: Mapping[str, float] = DEFAULT_FRACTIONS, transducer: Transducer = CARDIAC,
                    physics: Physics = cardiac.PHYSICS, progress: bool = True) -> dict[str, list[str]]:
     """Write a CAMUS-layout phantom (2 views x 2 phases per patient) into ``root``; return the split."""
     root = Path(root)
-    sim = Simulator(probe, mode, size, physics)
-    x, z = probe.image_points(size)
-    sector = probe.sector_mask(size)
-    spacing = probe.image_spacing(size)[::-1]   # numpy axes: (row, column)
-    ids = [layout.camus_patient_id(i + 1) for i in range(patients)]
+    sim = Simulator(transducer, mode, size, physics)
+    x, z = transducer.image_points(size)
+    sector = transducer.sector_mask(size)
+    spacing = transducer.image_spacing(size)[::-1]   # numpy axes: (row, column)
+    ids = [raw_layout.camus_patient_id(i + 1) for i in range(patients)]
     jobs = [(p, v, ph) for p in range(patients) for v in cardiac.VIEWS for ph in cardiac.PHASES]
     drawn: dict[int, cardiac.CardiacPatient] = {}
     for p, view, phase in tqdm(jobs, desc="phantom_camus", unit="img", disable=not progress):
@@ -57,24 +58,24 @@ def simulate_camus(root: str | Path, patients: int, mode: str = "fast", size: in
         image = sim.image(scene, rng, cardiac.QUALITY_NOISE_DB[patient.quality])
         labels = scene.labels(x, z)
         labels[~sector] = 0
-        layout.write_nifti(image, layout.camus_image_path(root, ids[p], view, phase), spacing)
-        layout.write_nifti(labels.astype(np.uint8), layout.camus_image_path(root, ids[p], view, phase, gt=True), spacing)
+        raw_layout.write_nifti(image, raw_layout.camus_image_path(root, ids[p], view, phase), spacing)
+        raw_layout.write_nifti(labels.astype(np.uint8), raw_layout.camus_image_path(root, ids[p], view, phase, gt=True), spacing)
         if phase == cardiac.PHASES[-1]:
-            layout.write_camus_info(root, ids[p], view, {
+            raw_layout.write_camus_info(root, ids[p], view, {
                 "ED": 1, "ES": patient.es_frame, "NbFrame": patient.nb_frame, "Sex": patient.sex,
                 "Age": patient.age, "ImageQuality": patient.quality, "EF": patient.ef,
                 "FrameRate": patient.frame_rate})
             if view == cardiac.VIEWS[-1]:
                 drawn.pop(p)
-    split = layout.split_patients(ids, fractions, np.random.default_rng([seed, SPLIT]))
-    layout.write_camus_split(root, split)
-    _provenance(root, "camus", probe, physics, {"patients": patients, "mode": mode, "size": size, "seed": seed})
+    split = raw_layout.split_patients(ids, fractions, np.random.default_rng([seed, SPLIT]))
+    raw_layout.write_camus_split(root, split)
+    _provenance(root, "camus", transducer, physics, {"patients": patients, "mode": mode, "size": size, "seed": seed})
     return split
 
 
 def simulate_segthy(root: str | Path, patients: int, mode: str = "fast", size: int = 64, slices: int = 8,
-                    seed: int = 0, slice_axis: int = 2, probe: Probe = NECK, physics: Physics = neck.PHYSICS,
-                    progress: bool = True) -> list[str]:
+                    seed: int = 0, slice_axis: int = 2, transducer: Transducer = NECK,
+                    physics: Physics = neck.PHYSICS, progress: bool = True) -> list[str]:
     """Write a SegThy-layout phantom (one image and one label volume per volunteer) into ``root``.
 
     Each volume stacks ``slices`` 2-D B-mode images (size x size, probe at row 0) along
@@ -84,9 +85,9 @@ def simulate_segthy(root: str | Path, patients: int, mode: str = "fast", size: i
     if slice_axis not in (0, 1, 2):
         raise InputError("config key slice_axis", f"must be 0, 1 or 2, not {slice_axis}")
     root = Path(root)
-    sim = Simulator(probe, mode, size, physics)
-    x, z = probe.image_points(size)
-    col_mm, row_mm = probe.image_spacing(size)
+    sim = Simulator(transducer, mode, size, physics)
+    x, z = transducer.image_points(size)
+    col_mm, row_mm = transducer.image_spacing(size)
     width = max(2, len(str(patients)))
     names = [f"volunteer{i + 1:0{width}d}" for i in range(patients)]
     bar = tqdm(total=patients * slices, desc="phantom_segthy", unit="img", disable=not progress)
@@ -103,12 +104,12 @@ def simulate_segthy(root: str | Path, patients: int, mode: str = "fast", size: i
         step_mm = float(ys[1] - ys[0]) * 1e3 if slices > 1 else 1.0
         spacing = [row_mm, col_mm]
         spacing.insert(slice_axis, step_mm)
-        image_path, label_path = layout.segthy_paths(root, name)
-        layout.write_nifti(np.moveaxis(np.stack(images), 0, slice_axis), image_path, spacing)
-        layout.write_nifti(np.moveaxis(np.stack(labels), 0, slice_axis), label_path, spacing)
+        image_path, label_path = raw_layout.segthy_paths(root, name)
+        raw_layout.write_nifti(np.moveaxis(np.stack(images), 0, slice_axis), image_path, spacing)
+        raw_layout.write_nifti(np.moveaxis(np.stack(labels), 0, slice_axis), label_path, spacing)
     bar.close()
-    _provenance(root, "segthy", probe, physics, {"patients": patients, "mode": mode, "size": size,
-                                                 "slices": slices, "seed": seed, "slice_axis": slice_axis})
+    _provenance(root, "segthy", transducer, physics, {"patients": patients, "mode": mode, "size": size,
+                                                      "slices": slices, "seed": seed, "slice_axis": slice_axis})
     return names
 
 
