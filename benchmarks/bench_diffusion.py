@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from sonodiff.diffusion import BMapDiffusion, convex_depth, linear_depth
+from sonodiff.diffusion.sampling import get_sampler
 
 MB = 2**20
 
@@ -74,7 +75,7 @@ def speed_report(size: int, batch: int, channels: int, width: int, steps: int, b
     model = SmallNet(channels, width, steps).eval()
     x0 = torch.rand(batch, channels, size, size) * 2 - 1
     t = torch.randint(0, steps, (batch,))
-    ddim = diff.respace("ddim50")
+    ddim = get_sampler("ddim").respace(diff, 50)
     out = {"size": size, "batch": batch, "channels": channels, "net_width": width, "threads": torch.get_num_threads()}
 
     def loss_step():

@@ -1,12 +1,13 @@
 """Training and sampling throughput (images/s) of a config's model on a device.
 
-Uses the prepared dataset ``results/data/<dataset>`` when it exists (``--data``), otherwise
+Uses the prepared dataset ``results/data/<dataset>`` when it exists (``--data``; read through
+:class:`sonodiff.contracts.dataset.PreparedDataset`), otherwise
 random images and label maps at the dataset's ``img_size`` with a synthetic convex sector, so
 it also runs before the DAG (e.g. at the paper's 128 px on a GPU). Training: ``--train-steps``
 optimiser steps of the real loop (``Trainer.step``: the B-map loss, AdamW, clipping, EMA,
 the config's precision/compile/channels_last) after ``--warmup`` steps. Sampling:
-``--sample-batches`` batches of ``sample.batch_size`` images with ``sample.steps`` and
-``sample.guidance_scale``, after one warm-up batch.
+``--sample-batches`` batches of ``sample.batch_size`` images with ``sample.sampler``,
+``sample.steps`` and ``sample.guidance_scale``, after one warm-up batch.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_train_sample.py \\
         --config config/config.yaml --dataset phantom_camus --device cpu
@@ -17,15 +18,18 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import torch
 
 from sonodiff.config import load_config, resolve
-from sonodiff.diffusion import convex_depth
-from sonodiff.sample import LoadedModel, generate
-from sonodiff.train import Trainer, make_diffusion, resolve_device
-from sonodiff.train.data import TrainingSet, depth_map, load_training_set
+from sonodiff.contracts.dataset import PreparedDataset
+from sonodiff.contracts.layout import Layout
+from sonodiff.contracts.model_file import LoadedModel
+from sonodiff.device import resolve_device
+from sonodiff.diffusion import BMapDiffusion, convex_depth
+from sonodiff.sample import generate
+from sonodiff.train import Trainer
+from sonodiff.train.data import TrainingSet, load_training_set
 
 
 def synthetic_set(cfg: dict, n: int = 64) -> tuple[TrainingSet, torch.Tensor]:
@@ -58,12 +62,12 @@ def main() -> None:
     variant = args.variant or sorted(config["variants"])[-1]
     cfg = resolve(config, args.dataset, variant)
     device = resolve_device(args.device or cfg["device"])
-    data_dir = Path(args.data or Path("results") / "data" / args.dataset)
-    if not args.synthetic and (data_dir / "manifest.csv").is_file():
-        data, depth, source = load_training_set(data_dir), depth_map(data_dir), str(data_dir)
+    dataset = PreparedDataset.in_dir(args.data or Layout()("dataset_dir", dataset=args.dataset))
+    if not args.synthetic and dataset.manifest.is_file():
+        data, depth, source = load_training_set(dataset), dataset.depth_map(), str(dataset.folder)
     else:
         (data, depth), source = synthetic_set(cfg), "synthetic"
-    trainer = Trainer(cfg, data, make_diffusion(cfg, depth), device)
+    trainer = Trainer(cfg, data, BMapDiffusion.from_config(cfg["diffusion"], depth), device)
     batch = cfg["train"]["batch_size"]
 
     def sync() -> None:
@@ -79,8 +83,8 @@ def main() -> None:
     sync()
     train_ips = args.train_steps * batch / (time.perf_counter() - t0)
 
-    loaded = LoadedModel(trainer.ema.module.eval(), make_diffusion(cfg, depth).to(device), trainer.spec, cfg,
-                         args.warmup + args.train_steps)
+    loaded = LoadedModel(trainer.ema.module.eval(), BMapDiffusion.from_config(cfg["diffusion"], depth).to(device),
+                         trainer.spec, cfg, args.warmup + args.train_steps)
     sb = cfg["sample"]["batch_size"]
     labels = data.labels[torch.arange(sb) % len(data)].long() if data.labels is not None else None
     generate(loaded, labels, list(range(sb)), cfg)  # warm-up
@@ -98,7 +102,7 @@ def main() -> None:
         "threads": torch.get_num_threads(), "data": source, "img_size": int(depth.shape[-1]),
         "model": trainer.spec["kind"], "parameters": params, "precision": cfg["train"]["precision"],
         "train_batch": batch, "train_images_per_s": round(train_ips, 3),
-        "sample_steps": cfg["sample"]["steps"], "sample_batch": sb, "guidance_scale": cfg["sample"]["guidance_scale"],
+        "sampler": cfg["sample"]["sampler"], "sample_steps": cfg["sample"]["steps"], "sample_batch": sb, "guidance_scale": cfg["sample"]["guidance_scale"],
         "sample_images_per_s": round(sample_ips, 3),
     }
     if args.json:
@@ -107,7 +111,7 @@ def main() -> None:
     print(f"{args.dataset}/{variant} on {result['device_name']} ({result['threads']} threads), "
           f"{result['model']} UNet {params / 1e6:.2f} M parameters, {result['img_size']} px, data: {source}")
     print(f"training: {train_ips:.2f} images/s (batch {batch}, {args.train_steps} steps, precision {cfg['train']['precision']})")
-    print(f"sampling: {sample_ips:.2f} images/s (steps {cfg['sample']['steps']}, batch {sb}, "
+    print(f"sampling: {sample_ips:.2f} images/s ({cfg['sample']['sampler']}, steps {cfg['sample']['steps']}, batch {sb}, "
           f"guidance {cfg['sample']['guidance_scale']})")
 
 

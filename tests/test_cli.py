@@ -40,6 +40,8 @@ def test_train_sample_shards_gather_in_the_workflow_layout(tmp_path, capsys):
     samples = pd.read_csv(results / "samples" / "tiny" / "baseline" / "manifest.csv")
     assert len(samples) == 10 and samples["image"].str.startswith("images/").all()
     assert (results / "samples" / "tiny" / "baseline" / "config.yaml").is_file()
+    plan = pd.read_csv(results / "samples" / "tiny" / "baseline" / "plan.csv")  # written by the shards, read by gather
+    assert plan["sample_id"].tolist() == sorted(samples["sample_id"])
 
 
 def test_bad_override_is_one_line(tmp_path, capsys):
@@ -53,3 +55,12 @@ def test_bad_override_is_one_line(tmp_path, capsys):
     assert main(["sample", "--config", str(tmp_path / "config.yaml"), "--dataset", "tiny", "--variant", "bmaps",
                  "--shard", "2/2"]) == 1
     assert "--shard: need 0 <= I < N" in capsys.readouterr().err
+
+
+def test_old_sampler_string_is_one_line_naming_the_new_keys(tmp_path, capsys):
+    tiny_config(tmp_path)
+    code = main(["sample", "--config", str(tmp_path / "config.yaml"), "--dataset", "tiny", "--variant", "bmaps",
+                 "--set", "sample.steps=ddim10"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and err[-1] == ("error: config key sample.steps: 'ddim10' is the old form; "
+                                     "set sample.sampler: ddim and sample.steps: 10")

@@ -15,6 +15,7 @@ def test_default_and_paper_configs_validate(repo_root):
     paper = load_config(repo_root / "config" / "paper.yaml")
     assert {"baseline", "bmaps"} <= set(default["variants"])
     assert paper["diffusion"]["num_steps"] == 2000
+    assert (paper["sample"]["sampler"], paper["sample"]["steps"]) == ("ancestral", "full")
     assert resolve(paper, "camus", "bmaps")["train"]["steps"] == 28000
     assert resolve(paper, "segthy", "bmaps")["train"]["steps"] == 50000
     assert resolve(paper, "liver", "baseline")["train"]["steps"] == 36000
@@ -51,6 +52,44 @@ def test_bad_config_names_the_key(default_config, edit, key):
     message = str(err.value)
     assert message.startswith(key), message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda c: c["sample"].update(steps="ddim10"),
+     "config key sample.steps: 'ddim10' is the old form; set sample.sampler: ddim and sample.steps: 10"),
+    (lambda c: c["datasets"]["phantom_camus"].update(sample={"steps": "ddim25"}),
+     "config key datasets.phantom_camus.sample.steps: 'ddim25' is the old form; "
+     "set datasets.phantom_camus.sample.sampler: ddim and datasets.phantom_camus.sample.steps: 25"),
+])
+def test_old_sampler_string_is_refused_naming_the_new_keys(default_config, edit, message):
+    cfg = copy.deepcopy(default_config)
+    edit(cfg)
+    with pytest.raises(InputError) as err:
+        validate_config(cfg)
+    assert str(err.value) == message
+
+
+def test_sampler_and_steps_keys(default_config):
+    from sonodiff.config import load_schema
+    from sonodiff.diffusion.sampling import SAMPLERS
+
+    assert load_schema()["$defs"]["sample"]["properties"]["sampler"]["enum"] == sorted(SAMPLERS)
+    assert default_config["sample"]["sampler"] == "ddim" and default_config["sample"]["steps"] == 10
+    for steps in (1, 250, "full"):
+        cfg = copy.deepcopy(default_config)
+        cfg["sample"].update(sampler="ancestral", steps=steps)
+        assert validate_config(cfg)["sample"]["steps"] == steps
+    for bad in (0, "fast", 2.5, "ddim"):
+        cfg = copy.deepcopy(default_config)
+        cfg["sample"]["steps"] = bad
+        with pytest.raises(InputError, match="^config key sample.steps:"):
+            validate_config(cfg)
+    cfg = copy.deepcopy(default_config)
+    cfg["sample"]["sampler"] = "plms"
+    with pytest.raises(InputError, match="^config key sample.sampler:"):
+        validate_config(cfg)
+    del cfg["sample"]["sampler"]
+    assert validate_config(cfg)["sample"]["sampler"] == "ancestral"  # the schema's default
 
 
 def test_url_needs_sha256(default_config):

@@ -1,4 +1,4 @@
-"""The sampling loop, per-sample seeding, snapshots and classifier-free guidance."""
+"""The sampler registry, the sampling loop, per-sample seeding, snapshots and classifier-free guidance."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import torch
 
 from sonodiff.diffusion import BMapDiffusion, convex_depth
 from sonodiff.diffusion.guidance import classifier_free, guided_model_fn
-from sonodiff.diffusion.sampling import per_sample_noise, sample_loop
+from sonodiff.diffusion.sampling import SAMPLERS, check_steps, get_sampler, per_sample_noise, sample_loop
+from sonodiff.diffusion.schedules import space_timesteps
+from sonodiff.errors import InputError
 
 H = W = 12
 
@@ -30,19 +32,20 @@ def _oracle(diff, x0):
     return model_fn
 
 
-@pytest.mark.parametrize("ddim, eta, spec", [(False, 0.0, "full"), (False, 0.0, 9), (True, 0.0, "ddim8"), (True, 1.0, "ddim8")])
-def test_loop_with_oracle_model_recovers_x0(ddim, eta, spec):
+@pytest.mark.parametrize("sampler, eta, steps", [("ancestral", 0.0, "full"), ("ancestral", 0.0, 9), ("ddim", 0.0, 8),
+                                                 ("ddim", 1.0, 8), ("ddim", 0.0, "full")])
+def test_loop_with_oracle_model_recovers_x0(sampler, eta, steps):
     """With B-maps on, an exact eps model makes every sampler land on x_0 (per-pixel formulas
     consistent between the forward process, posterior and DDIM)."""
-    diff = _diff().respace(spec)
+    diff = get_sampler(sampler).respace(_diff(), steps)
     x0 = torch.rand(2, 1, H, W, dtype=torch.float64) * 1.6 - 0.8
     x_T = torch.randn(2, 1, H, W, dtype=torch.float64)
-    out = sample_loop(diff, _oracle(diff, x0), x_T, ddim=ddim, eta=eta, progress=False)
+    out = sample_loop(diff, _oracle(diff, x0), x_T, sampler=sampler, eta=eta, progress=False)
     assert torch.allclose(out, x0, atol=1e-6)
 
 
-@pytest.mark.parametrize("ddim, eta", [(False, 0.0), (True, 0.0), (True, 0.7)])
-def test_sharded_equals_unsharded(ddim, eta):
+@pytest.mark.parametrize("sampler, eta", [("ancestral", 0.0), ("ddim", 0.0), ("ddim", 0.7)])
+def test_sharded_equals_unsharded(sampler, eta):
     diff = _diff().respace(10)
 
     def model_fn(x, t):
@@ -51,12 +54,57 @@ def test_sharded_equals_unsharded(ddim, eta):
     def gens(seeds):
         return [torch.Generator().manual_seed(s) for s in seeds]
 
-    whole = sample_loop(diff, model_fn, (4, 2, H, W), gens([10, 11, 12, 13]), ddim=ddim, eta=eta, progress=False)
-    part1 = sample_loop(diff, model_fn, (1, 2, H, W), gens([10]), ddim=ddim, eta=eta, progress=False)
-    part2 = sample_loop(diff, model_fn, (3, 2, H, W), gens([11, 12, 13]), ddim=ddim, eta=eta, progress=False)
+    whole = sample_loop(diff, model_fn, (4, 2, H, W), gens([10, 11, 12, 13]), sampler=sampler, eta=eta, progress=False)
+    part1 = sample_loop(diff, model_fn, (1, 2, H, W), gens([10]), sampler=sampler, eta=eta, progress=False)
+    part2 = sample_loop(diff, model_fn, (3, 2, H, W), gens([11, 12, 13]), sampler=sampler, eta=eta, progress=False)
     assert torch.equal(whole, torch.cat([part1, part2]))
-    other = sample_loop(diff, model_fn, (1, 2, H, W), gens([99]), ddim=ddim, eta=eta, progress=False)
+    other = sample_loop(diff, model_fn, (1, 2, H, W), gens([99]), sampler=sampler, eta=eta, progress=False)
     assert not torch.equal(other, part1)
+
+
+def test_samplers_respace_as_the_old_step_strings():
+    """``ddim`` with N steps keeps what ``ddimN`` kept (integer stride), ``ancestral`` N what N kept."""
+    for n in (2, 5, 10, 25, 50, 200):
+        assert get_sampler("ddim").timesteps(1000, n) == space_timesteps(1000, f"ddim{n}")
+        assert get_sampler("ancestral").timesteps(1000, n) == space_timesteps(1000, n)
+    for name in SAMPLERS:
+        assert get_sampler(name).timesteps(40, "full") == list(range(40))
+    assert get_sampler("ddim").respace(_diff(), 8).timestep_map.tolist() == _diff().respace("ddim8").timestep_map.tolist()
+
+
+def test_loop_equals_the_hand_written_chain():
+    """sample_loop runs each sampler's step with the noise it asks for, and nothing else."""
+    diff = _diff().respace(6)
+
+    def model_fn(x, t):
+        return torch.cat([torch.tanh(x) * 0.5, torch.sin(x)], 1)
+
+    for sampler, eta in (("ancestral", 0.0), ("ddim", 0.0), ("ddim", 0.6)):
+        x = torch.randn(2, 1, H, W, generator=torch.Generator().manual_seed(4))
+        g = torch.Generator().manual_seed(5)
+        want = x.clone()
+        for k in range(diff.num_steps - 1, -1, -1):
+            out = model_fn(want, diff.timestep_map[torch.full((2,), k)])
+            drawn = k > 0 and (sampler == "ancestral" or eta > 0)
+            z = torch.stack([torch.randn(1, H, W, generator=g) for _ in range(2)]) if drawn else None
+            step = diff.step(out, k, want, noise=z) if sampler == "ancestral" else diff.ddim_step(out, k, want, eta, z)
+            want = step.prev_sample
+        g = torch.Generator().manual_seed(5)  # one generator for both rows: the rows' draws alternate
+        got = sample_loop(diff, model_fn, x, [g, g], sampler=sampler, eta=eta, progress=False)
+        assert torch.equal(got, want), sampler
+
+
+def test_unknown_sampler_and_old_steps_are_refused():
+    with pytest.raises(InputError, match="config key sample.sampler: unknown sampler 'plms'; known: ancestral, ddim"):
+        get_sampler("plms")
+    with pytest.raises(InputError) as err:
+        check_steps("ddim10")
+    assert str(err.value) == ("config key sample.steps: 'ddim10' is the old form; "
+                              "set sample.sampler: ddim and sample.steps: 10")
+    for bad in (0, "fast", "10", 2.5, True):
+        with pytest.raises(InputError, match="config key sample.steps"):
+            check_steps(bad)
+    assert check_steps(10) == 10 and check_steps("full") == "full"
 
 
 def test_per_sample_noise_rows_are_independent_of_batch():
@@ -74,7 +122,7 @@ def test_snapshots_and_progress(capsys):
     )
     assert [s.step for s in snaps] == [int(diff.timestep_map[k]) for k in (9, 6, 3, 0)]
     assert all(s.x_t.shape == s.pred_x0.shape == x.shape for s in snaps)
-    assert "sampling" in capsys.readouterr().err
+    assert "ancestral" in capsys.readouterr().err
 
 
 def test_model_kwargs_are_passed():

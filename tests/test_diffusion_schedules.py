@@ -17,7 +17,7 @@ from sonodiff.diffusion import (
     linear_depth,
     register_bmap_schedule,
 )
-from sonodiff.diffusion.schedules import cosine_betas, linear_betas, space_timesteps
+from sonodiff.diffusion.schedules import cosine_betas, even_steps, linear_betas, space_timesteps, strided_steps
 from sonodiff.errors import InputError
 
 
@@ -82,6 +82,16 @@ def test_space_timesteps_refuses(spec):
 def test_ddim_spec_like_improved_ddpm():
     assert space_timesteps(1000, "ddim50") == list(range(0, 1000, 20))
     assert len(space_timesteps(2000, 250)) == 250
+
+
+def test_the_two_respacings():
+    """even_steps: rounded linspace (ancestral N); strided_steps: one integer stride (DDIM N)."""
+    assert even_steps(10, 1) == [9] and even_steps(10, 4) == [0, 3, 6, 9]
+    assert strided_steps(10, 4) == [0, 3, 6, 9] and strided_steps(100, 10) == list(range(0, 100, 10))
+    assert strided_steps(100, 34) == list(range(0, 100, 3)) and even_steps(100, 34)[-1] == 99
+    for bad in (lambda: even_steps(10, 11), lambda: strided_steps(10, 7), lambda: strided_steps(100, 30)):
+        with pytest.raises(InputError):
+            bad()
 
 
 # ------------------------------------------------------------------------------------ depth

@@ -1,4 +1,5 @@
-"""Sampling: sharded == unsharded, guidance 0 == the conditional model, seeds, jobs, gather."""
+"""Sampling: the plan drives the shards, sharded == unsharded, guidance 0 == the conditional model,
+seeds, gather's checks, reverse-process snapshots."""
 
 from __future__ import annotations
 
@@ -8,26 +9,29 @@ import pytest
 import torch
 from PIL import Image
 
+from sonodiff.contracts.manifest import read_manifest
+from sonodiff.contracts.model_file import load_model
+from sonodiff.contracts.samples import FINAL_STEP, PLAN_COLUMNS, read_plan, read_snapshots
 from sonodiff.diffusion.guidance import classifier_free
 from sonodiff.diffusion.sampling import sample_loop
 from sonodiff.errors import InputError
-from sonodiff.manifest import read_manifest
 from sonodiff.sample import (
-    gather, generate, guided_fn, load_model, parse_steps, read_label_maps, sample_all, sample_shard, sampling_jobs, shard_jobs,
+    gather, generate, guided_fn, read_label_maps, reverse_chain, sample_all, sample_shard, sampling_jobs,
+    shard_batches, shard_manifest_path, write_reverse_snapshots, write_sampling_plan,
 )
+from sonodiff.seeds import derive_seed
 from sonodiff.train import train
-from sonodiff.train.seeds import derive_seed
-from tiny_data import make_augmented, make_dataset, tiny_config
+from tiny_data import make_augmented, make_dataset, prepared, tiny_config
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A tiny semantic model (a few steps) and 20 augmented label maps."""
+    """A tiny semantic model (a few steps), 20 augmented label maps and the prepared dataset."""
     root = tmp_path_factory.mktemp("sample")
     data = make_dataset(root / "data")
     labels = make_augmented(data, root / "augment", copies=2)
-    model = train(tiny_config(train={"steps": 4}), data, root / "model", progress=False)
-    return model, labels
+    model = train(tiny_config(train={"steps": 4}), prepared(data), root / "model" / "model.pt", progress=False)
+    return model, labels, data
 
 
 def pixels(manifest) -> dict:
@@ -36,9 +40,10 @@ def pixels(manifest) -> dict:
 
 
 def test_sharded_equals_unsharded(tmp_path, trained):
-    model, labels = trained
-    one = sample_all(tiny_config(sample={"shards": 1}), model, labels, tmp_path / "one", progress=False)
-    three = sample_all(tiny_config(sample={"shards": 3}), model, labels, tmp_path / "three", progress=False)
+    model, labels, _ = trained
+    one = sample_all(tiny_config(sample={"shards": 1}), model, labels, tmp_path / "one" / "manifest.csv", progress=False)
+    three = sample_all(tiny_config(sample={"shards": 3}), model, labels, tmp_path / "three" / "manifest.csv",
+                       progress=False)
     a, b = pixels(one), pixels(three)
     assert len(a) == 20 and a.keys() == b.keys()
     assert all(np.array_equal(a[k], b[k]) for k in a), "a sharded image differs from the unsharded one"
@@ -47,13 +52,37 @@ def test_sharded_equals_unsharded(tmp_path, trained):
     assert ma.drop(columns="image").equals(mb.drop(columns="image"))
     assert list(ma.columns) == ["sample_id", "image", "label", "real_image", "source_sample_id", "patient_id",
                                 "split", "seed"]
-    assert (tmp_path / "three" / "config.yaml").is_file()
+    assert (tmp_path / "three" / "config.yaml").is_file() and (tmp_path / "three" / "plan.csv").is_file()
     assert len(list((tmp_path / "three" / "shards").iterdir())) == 3
 
 
+def test_the_plan_drives_the_shards(tmp_path, trained):
+    """Shards read their batches from the written plan; together they are the unsharded set."""
+    model, labels, _ = trained
+    cfg = tiny_config(sample={"shards": 3})
+    plan = write_sampling_plan(cfg, labels, tmp_path / "plan.csv")
+    df = read_plan(plan)
+    assert tuple(pd.read_csv(plan).columns) == PLAN_COLUMNS
+    assert df["sample_id"].is_monotonic_increasing and df["batch"].tolist() == [i // 3 for i in range(20)]
+    assert df.drop(columns=["label", "real_image"]).equals(
+        sampling_jobs(cfg, labels).drop(columns=["label", "real_image"]))
+    set_manifest = tmp_path / "set" / "manifest.csv"
+    shards = [sample_shard(cfg, model, plan, shard_manifest_path(set_manifest, i), i, 3, progress=False)
+              for i in range(3)]
+    for i, shard in enumerate(shards):  # shard i holds the batches b = i mod 3 of the plan
+        want = df[df["batch"] % 3 == i]["sample_id"].tolist()
+        assert read_manifest(shard)["sample_id"].tolist() == want
+    gathered = gather(cfg, shards, plan, set_manifest)
+    whole = sample_all(tiny_config(sample={"shards": 1}), model, labels, tmp_path / "one" / "manifest.csv",
+                       progress=False)
+    a, b = pixels(gathered), pixels(whole)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    assert (set_manifest.parent / "images").is_dir() and (set_manifest.parent / "config.yaml").is_file()
+
+
 def test_guidance_scale_zero_is_the_conditional_model_alone(trained):
-    model, labels = trained
-    cfg = tiny_config(sample={"guidance_scale": 0.0, "steps": "ddim4"})
+    model, labels, _ = trained
+    cfg = tiny_config(sample={"guidance_scale": 0.0, "sampler": "ddim", "steps": 4})
     loaded = load_model(model)
     batch = sampling_jobs(cfg, labels).iloc[:3]
     labels = read_label_maps(list(batch["label"]), loaded)
@@ -62,15 +91,15 @@ def test_guidance_scale_zero_is_the_conditional_model_alone(trained):
     cond = loaded.model.condition(labels)
     gens = [torch.Generator().manual_seed(int(s)) for s in batch["seed"]]
     x0 = sample_loop(loaded.diffusion.respace("ddim4"), lambda x, t: loaded.model(x, t, cond), (3, 1, 16, 16),
-                     gens, ddim=True, eta=0.0, clip_x0=True, progress=False)
+                     gens, sampler="ddim", eta=0.0, clip_x0=True, progress=False)
     want = ((x0.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     assert torch.equal(got, want)
-    guided = generate(loaded, labels, list(batch["seed"]), tiny_config(sample={"guidance_scale": 3.0, "steps": "ddim4"}))
+    guided = generate(loaded, labels, list(batch["seed"]), tiny_config(sample={"guidance_scale": 3.0}))
     assert not torch.equal(got, guided)
 
 
 def test_guided_prediction_is_cfg_of_conditional_and_null(trained):
-    model, _ = trained
+    model, _, _ = trained
     loaded = load_model(model)
     with torch.no_grad():  # make the label path matter
         for p in loaded.model.parameters():
@@ -86,40 +115,69 @@ def test_guided_prediction_is_cfg_of_conditional_and_null(trained):
 
 
 def test_jobs_seeds_and_shards(trained):
-    _, labels = trained
+    _, labels, _ = trained
     cfg = tiny_config()
     jobs = sampling_jobs(cfg, labels)
     assert jobs["sample_id"].is_monotonic_increasing and len(jobs) == 20
     assert jobs["seed"].tolist() == [derive_seed(cfg["seed"], "sample", s) for s in jobs["sample_id"]]
     assert jobs["seed"].nunique() == len(jobs)
-    parts = [pd.concat(shard_jobs(jobs, i, 3, batch_size=3)) for i in range(3)]
+    parts = [pd.concat(shard_batches(jobs, i, 3)) for i in range(3)]
     assert sorted(pd.concat(parts)["sample_id"]) == sorted(jobs["sample_id"])   # a partition
+    assert [len(b) for b in shard_batches(jobs, 0, 3)] == [3, 3, 2]             # batches 0, 3, 6 of 0..6
+    with pytest.raises(InputError, match="shard 3 of 3 does not exist"):
+        shard_batches(jobs, 3, 3)
     capped = sampling_jobs(tiny_config(sample={"max_label_maps": 7}), labels)
     assert len(capped) == 7 and set(capped["sample_id"]) <= set(jobs["sample_id"])
     assert capped.equals(sampling_jobs(tiny_config(sample={"max_label_maps": 7}), labels))
     uncond = sampling_jobs(tiny_config(sample={"count": 5}), None)
     assert len(uncond) == 5 and set(uncond["split"]) == {"val"}
-    assert parse_steps("ddim10") == ("ddim10", True) and parse_steps(25) == (25, False)
-    assert parse_steps("full") == ("full", False)
 
 
 def test_unconditional_sampling(tmp_path):
     data = make_dataset(tmp_path / "data", labelled=False)
-    model = train(tiny_config(train={"steps": 2}), data, tmp_path / "model", progress=False)
-    cfg = tiny_config(sample={"count": 4, "steps": "full"})  # ancestral over all 10 steps
-    manifest = sample_all(cfg, model, None, tmp_path / "samples", progress=False)
+    model = train(tiny_config(train={"steps": 2}), prepared(data), tmp_path / "model" / "model.pt", progress=False)
+    cfg = tiny_config(sample={"count": 4, "sampler": "ancestral", "steps": "full"})  # all 10 steps
+    manifest = sample_all(cfg, model, None, tmp_path / "samples" / "manifest.csv", progress=False)
     df = read_manifest(manifest)
     assert len(df) == 4 and (df["label"] == "").all()
     assert all(np.asarray(Image.open(p)).shape == (16, 16) for p in df["image"])
 
 
-def test_gather_refuses_missing_or_duplicated_shards(tmp_path, trained):
-    model, labels = trained
+def test_gather_refuses_missing_duplicated_or_unplanned_shards(tmp_path, trained):
+    model, labels, _ = trained
     cfg = tiny_config(sample={"shards": 2})
-    jobs = sampling_jobs(cfg, labels)
-    first = sample_shard(cfg, model, jobs, tmp_path / "shards" / "0", 0, 2, progress=False)
+    plan = write_sampling_plan(cfg, labels, tmp_path / "plan.csv")
+    out = tmp_path / "manifest.csv"
+    first = sample_shard(cfg, model, plan, shard_manifest_path(out, 0), 0, 2, progress=False)
     with pytest.raises(InputError, match="missing from the shards"):
-        gather(cfg, [first], tmp_path, expected=jobs["sample_id"])
+        gather(cfg, [first], plan, out)
     with pytest.raises(InputError, match="two shards"):
-        gather(cfg, [first, first], tmp_path)
-    assert not (tmp_path / "manifest.csv").exists()
+        gather(cfg, [first, first], plan, out)
+    capped = write_sampling_plan(tiny_config(sample={"max_label_maps": 2}), labels, tmp_path / "capped.csv")
+    with pytest.raises(InputError, match="not in the plan"):
+        gather(cfg, [first], capped, out)
+    assert not out.exists()
+
+
+def test_a_semantic_model_needs_label_maps(tmp_path, trained):
+    model, _, _ = trained
+    plan = write_sampling_plan(tiny_config(), None, tmp_path / "plan.csv")
+    with pytest.raises(InputError, match="needs label maps"):
+        sample_shard(tiny_config(), model, plan, tmp_path / "shard" / "manifest.csv", progress=False)
+
+
+def test_reverse_snapshots_file(tmp_path, trained):
+    """The snapshots file holds the chain of the model's own sample config on the first val map."""
+    model, _, data = trained
+    out = write_reverse_snapshots(model, prepared(data), tmp_path / "snapshots.npz", num_snapshots=5,
+                                  device="cpu", progress=False)
+    steps, frames, label = read_snapshots(out)
+    loaded = load_model(model)
+    first_val = read_manifest(data / "manifest.csv").query("split == 'val'").sort_values("sample_id").iloc[0]
+    want_label = np.array(Image.open(first_val["label"]))
+    assert np.array_equal(label, want_label)
+    want_steps, want_frames = reverse_chain(loaded, want_label, 5, seed=int(loaded.config["seed"]), progress=False)
+    assert steps == want_steps and steps[-1] == FINAL_STEP
+    assert steps[:-1] == [9, 6, 3, 0]  # ddim, 4 of the 10 steps (the model's sample config)
+    assert frames.shape == (5, 16, 16) and np.array_equal(frames, want_frames)
+    assert np.abs(frames[-1]).max() <= 1.0 + 1e-6

@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 import torch
 
-from sonodiff.train import TrainingDiverged, train
+from sonodiff.train import TrainingDiverged, train, train_job
 from sonodiff.train.checkpoint import latest_valid, list_checkpoints
 from sonodiff.train.data import batch_indices
-from tiny_data import ROOT, make_dataset, tiny_config
+from tiny_data import ROOT, make_dataset, prepared, tiny_config
 
 
 def cli(*args: str) -> list[str]:
@@ -39,13 +39,18 @@ def data(tmp_path_factory):
     return make_dataset(tmp_path_factory.mktemp("data") / "tiny")
 
 
+def run(cfg, data, out: Path, **kw) -> Path:
+    """Train into the folder ``out`` (its model file, checkpoints, logs)."""
+    return train(cfg, prepared(data), out / "model.pt", progress=False, **kw)
+
+
 @pytest.mark.slow
 def test_kill_9_then_rerun_gives_the_uninterrupted_weights(tmp_path, data, caplog):
     cfg = tiny_config(tmp_path, train={"steps": 40, "checkpoint_every": 5})  # also writes config.yaml
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the killed subprocess runs with --threads 1
     try:
-        train(cfg, data, tmp_path / "full", progress=False)
+        run(cfg, data, tmp_path / "full")
 
         out = tmp_path / "killed"
         args = ["train", "--config", str(tmp_path / "config.yaml"), "--dataset", "tiny", "--variant", "bmaps",
@@ -63,7 +68,7 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_weights(tmp_path, data, caplo
         assert 0 < killed_at < 40
 
         with caplog.at_level(logging.INFO):
-            train(cfg, data, out, progress=False)  # the rerun: same call, no resume flag
+            run(cfg, data, out)  # the rerun: same call, no resume flag
     finally:
         torch.set_num_threads(threads)
     assert f"resuming from {out / 'checkpoints' / f'step_{killed_at:08d}.pt'}" in caplog.text
@@ -74,9 +79,9 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_weights(tmp_path, data, caplo
 
 def test_truncated_checkpoint_is_skipped_for_the_previous_one(tmp_path, data, caplog):
     cfg = tiny_config()
-    train(cfg, data, tmp_path / "full", progress=False)
+    run(cfg, data, tmp_path / "full")
     short = tiny_config(train={"steps": 8})
-    train(short, data, tmp_path / "run", progress=False)
+    run(short, data, tmp_path / "run")
     ckpts = dict(list_checkpoints(tmp_path / "run" / "checkpoints"))
     assert sorted(ckpts) == [4, 8]
     blob = ckpts[8].read_bytes()
@@ -85,13 +90,13 @@ def test_truncated_checkpoint_is_skipped_for_the_previous_one(tmp_path, data, ca
         path, state = latest_valid(tmp_path / "run" / "checkpoints")
     assert path == ckpts[4] and state["step"] == 4
     assert "skipping checkpoint" in caplog.text and "step_00000008.pt" in caplog.text
-    train(cfg, data, tmp_path / "run", progress=False)  # resumes from step 4, runs to 12
+    run(cfg, data, tmp_path / "run")  # resumes from step 4, runs to 12
     assert_same_weights(weights(tmp_path / "run" / "model.pt"), weights(tmp_path / "full" / "model.pt"))
 
 
 def test_model_file_and_checkpoint_contents(tmp_path, data):
     cfg = tiny_config(train={"steps": 4})
-    path = train(cfg, data, tmp_path, progress=False)
+    path = run(cfg, data, tmp_path)
     model = torch.load(path, weights_only=True)
     assert model["step"] == 4 and model["config"] == cfg and model["spec"]["kind"] == "semantic"
     assert model["spec"]["num_classes"] == 3 and model["spec"]["out_channels"] == 2
@@ -108,13 +113,13 @@ def test_model_file_and_checkpoint_contents(tmp_path, data):
 
 def test_unconditional_model_for_data_without_labels(tmp_path):
     data = make_dataset(tmp_path / "nolabels", labelled=False)
-    path = train(tiny_config(train={"steps": 2}), data, tmp_path / "out", progress=False)
+    path = run(tiny_config(train={"steps": 2}), data, tmp_path / "out")
     assert torch.load(path, weights_only=True)["spec"]["kind"] == "unconditional"
 
 
 def test_changed_config_does_not_resume_stale_checkpoints(tmp_path, data):
-    train(tiny_config(train={"steps": 4}), data, tmp_path, progress=False)
-    train(tiny_config(train={"steps": 4, "lr": 5e-4}), data, tmp_path, progress=False)
+    run(tiny_config(train={"steps": 4}), data, tmp_path)
+    run(tiny_config(train={"steps": 4, "lr": 5e-4}), data, tmp_path)
     assert (tmp_path / "checkpoints" / "stale" / "step_00000004.pt").is_file()
     assert torch.load(tmp_path / "model.pt", weights_only=True)["config"]["train"]["lr"] == 5e-4
 
@@ -136,8 +141,7 @@ class NaNAt:
 
 def test_nonfinite_losses_are_skipped_and_counted(tmp_path, data, caplog):
     with caplog.at_level(logging.WARNING):
-        path = train(tiny_config(train={"steps": 6, "log_every": 6}), data, tmp_path, objective=NaNAt({2, 3}),
-                     progress=False)
+        path = run(tiny_config(train={"steps": 6, "log_every": 6}), data, tmp_path, objective=NaNAt({2, 3}))
     assert path.is_file()
     assert pd.read_csv(tmp_path / "train_log.csv")["skipped_total"].tolist() == [2]
     assert caplog.text.count("non-finite loss") == 2
@@ -146,8 +150,7 @@ def test_nonfinite_losses_are_skipped_and_counted(tmp_path, data, caplog):
 
 def test_too_many_nonfinite_losses_stop_without_a_model(tmp_path, data):
     with pytest.raises(TrainingDiverged, match="train.max_nonfinite = 3"):
-        train(tiny_config(train={"steps": 10, "max_nonfinite": 3}), data, tmp_path,
-              objective=NaNAt(range(1, 100)), progress=False)
+        run(tiny_config(train={"steps": 10, "max_nonfinite": 3}), data, tmp_path, objective=NaNAt(range(1, 100)))
     assert not (tmp_path / "model.pt").exists()
 
 
@@ -177,3 +180,15 @@ def test_two_process_gloo_ddp_trains(tmp_path, data):
     state = torch.load(tmp_path / "ddp" / "checkpoints" / "step_00000004.pt", weights_only=True)
     assert state["sampler"]["world_size"] == 2
     assert all(torch.isfinite(v).all() for v in model["state_dict"].values())
+
+
+@pytest.mark.slow
+def test_train_job_under_torchrun_reads_the_given_files(tmp_path, data, monkeypatch):
+    """train_job(nproc=2) hands torchrun the explicit dataset files and model path."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.chdir(ROOT)
+    model = train_job(tiny_config(train={"steps": 2}), prepared(data), tmp_path / "elsewhere" / "weights.pt",
+                      nproc=2, device="cpu", progress=False)
+    assert model == tmp_path / "elsewhere" / "weights.pt" and model.is_file()
+    assert (tmp_path / "elsewhere" / "train_log.csv").is_file()
+    assert torch.load(model, weights_only=True)["step"] == 2

@@ -12,7 +12,7 @@ from PIL import Image
 
 from sonodiff.config import load_config, resolve, validate_config
 from sonodiff.io import write_json
-from sonodiff.manifest import write_manifest
+from sonodiff.contracts.manifest import write_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,7 +22,7 @@ TINY = {
               "num_head_channels": 8, "norm_num_groups": 4, "spade_channels": 8},
     "train": {"steps": 12, "batch_size": 4, "checkpoint_every": 4, "log_every": 2, "ema_rate": 0.9,
               "lr": 1.0e-3},
-    "sample": {"steps": "ddim4", "batch_size": 3, "shards": 2, "count": 5},
+    "sample": {"sampler": "ddim", "steps": 4, "batch_size": 3, "shards": 2, "count": 5},
 }
 
 
@@ -102,3 +102,10 @@ def tiny_config(tmp: Path | None = None, variant: str = "bmaps", **sections) -> 
         (tmp / "config.yaml").write_text(yaml.safe_dump(raw))
         assert load_config(tmp / "config.yaml") == cfg
     return resolve(cfg, "tiny", variant)
+
+
+def prepared(root: Path):
+    """The prepared dataset at ``root`` (from :func:`make_dataset`) as the contract object."""
+    from sonodiff.contracts.dataset import PreparedDataset
+
+    return PreparedDataset.in_dir(root)

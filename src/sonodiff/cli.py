@@ -4,11 +4,14 @@
     sonodiff sample --config config/config.yaml --dataset phantom_camus --variant bmaps [--shard 0/2]
     sonodiff gather --config config/config.yaml --dataset phantom_camus --variant bmaps
 
-Paths default to the workflow's layout under ``--results`` (``results/``): the prepared dataset
-``data/<d>``, the model ``models/<d>/<v>``, the augmented label maps ``augment/<d>`` and the
-samples ``samples/<d>/<v>``. ``--set key=value`` overrides config keys (YAML values, dotted
-keys, repeatable). Under torchrun, ``sonodiff train`` trains data-parallel; ``--nproc N``
-starts torchrun itself.
+Paths default to the workflow's layout under ``--results`` (``results/``,
+:class:`sonodiff.contracts.layout.Layout`): the prepared dataset ``data/<d>``, the model
+``models/<d>/<v>``, the augmented label maps ``augment/<d>`` and the samples ``samples/<d>/<v>``.
+``sonodiff sample`` writes the sampling plan into the samples folder (the same plan every time
+for the same config and label maps), then samples every shard and gathers them, or only the
+shard ``--shard I/N``; ``sonodiff gather`` gathers the shards by the plan. ``--set key=value``
+overrides config keys (YAML values, dotted keys, repeatable). Under torchrun, ``sonodiff train``
+trains data-parallel; ``--nproc N`` starts torchrun itself.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from typing import Sequence
 
 import yaml
 
+from sonodiff.contracts import layout
+from sonodiff.contracts.layout import Layout
 from sonodiff.errors import InputError
 
 
@@ -77,13 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train the diffusion model of a dataset and variant (resumes by itself)")
     _common(p)
     p.add_argument("--data", help="prepared dataset folder (default: RESULTS/data/DATASET)")
+    p.add_argument("--manifest", help="the prepared dataset's manifest (default: in DATA)")
+    p.add_argument("--info", help="the prepared dataset's description (default: in DATA)")
+    p.add_argument("--sector", help="the prepared dataset's sector mask (default: in DATA)")
     p.add_argument("--out", help="model folder (default: RESULTS/models/DATASET/VARIANT)")
+    p.add_argument("--model", help="model file to write (default: the model file in OUT)")
     p.add_argument("--nproc", type=int, default=1, help="processes (GPUs) for data-parallel training via torchrun")
 
     p = sub.add_parser("sample", help="sample synthetic images from a trained model (all, or one shard)")
     _common(p)
-    p.add_argument("--model", help="model.pt (default: RESULTS/models/DATASET/VARIANT/model.pt)")
-    p.add_argument("--labels", help="augmented label-map manifest (default: RESULTS/augment/DATASET/manifest.csv "
+    p.add_argument("--model", help="model file (default: the one in RESULTS/models/DATASET/VARIANT)")
+    p.add_argument("--labels", help="augmented label-map manifest (default: the one in RESULTS/augment/DATASET "
                                     "for a semantic model); 'none' for an unconditional model")
     p.add_argument("--out", help="samples folder (default: RESULTS/samples/DATASET/VARIANT)")
     p.add_argument("--shard", help="I/N: sample only shard I of N into OUT/shards/I (default: all, then gather)")
@@ -105,47 +114,55 @@ def _parse_shard(text: str) -> tuple[int, int]:
 
 
 def cmd_train(args: argparse.Namespace, cfg: dict) -> None:
+    from sonodiff.contracts.dataset import PreparedDataset
     from sonodiff.train import train_job
 
-    results, d, v = Path(args.results), cfg["dataset"], cfg["variant"]
-    data = Path(args.data or results / "data" / d)
-    out = Path(args.out or results / "models" / d / str(v))
-    print(train_job(cfg, data, out, nproc=args.nproc, device=args.device, progress=not args.no_progress))
+    where, d, v = Layout(args.results), cfg["dataset"], str(cfg["variant"])
+    found = PreparedDataset.in_dir(args.data or where("dataset_dir", dataset=d))
+    dataset = PreparedDataset(args.manifest or found.manifest, args.info or found.info_path,
+                              args.sector or found.sector_path)
+    model = Path(args.model or (Path(args.out) / layout.MODEL if args.out else where("model", dataset=d, variant=v)))
+    print(train_job(cfg, dataset, model, nproc=args.nproc, device=args.device, progress=not args.no_progress))
+
+
+def _samples_manifest(args: argparse.Namespace, cfg: dict) -> Path:
+    """The samples manifest of the job: in ``--out`` or the layout's samples folder."""
+    out = args.out or Layout(args.results)("samples_dir", dataset=cfg["dataset"], variant=cfg["variant"])
+    return Path(out) / layout.MANIFEST
 
 
 def cmd_sample(args: argparse.Namespace, cfg: dict) -> None:
-    from sonodiff.sample import sample_all, sample_shard, sampling_jobs
+    from sonodiff.contracts.model_file import load_model
+    from sonodiff.sample import sample_all, sample_shard, shard_manifest_path, write_sampling_plan
 
     shard = _parse_shard(args.shard) if args.shard else None
-    results, d, v = Path(args.results), cfg["dataset"], cfg["variant"]
-    model = Path(args.model or results / "models" / d / str(v) / "model.pt")
-    out = Path(args.out or results / "samples" / d / str(v))
+    where, d, v = Layout(args.results), cfg["dataset"], str(cfg["variant"])
+    model = Path(args.model or where("model", dataset=d, variant=v))
+    manifest = _samples_manifest(args, cfg)
     labels: Path | None
     if args.labels == "none":
         labels = None
     elif args.labels:
         labels = Path(args.labels)
     else:
-        from sonodiff.sample import load_model
-
-        labels = results / "augment" / d / "manifest.csv" if load_model(model).model.conditional else None
+        labels = Path(where("labelmaps_manifest", dataset=d)) if load_model(model).conditional else None
     progress = not args.no_progress
     if shard:
         i, n = shard
-        print(sample_shard(cfg, model, sampling_jobs(cfg, labels), out / "shards" / str(i), i, n, args.device, progress))
+        plan = write_sampling_plan(cfg, labels, manifest.parent / layout.SAMPLE_PLAN)
+        print(sample_shard(cfg, model, plan, shard_manifest_path(manifest, i), i, n, args.device, progress))
     else:
-        print(sample_all(cfg, model, labels, out, device=args.device, progress=progress))
+        print(sample_all(cfg, model, labels, manifest, device=args.device, progress=progress))
 
 
 def cmd_gather(args: argparse.Namespace, cfg: dict) -> None:
     from sonodiff.sample import gather
 
-    results, d, v = Path(args.results), cfg["dataset"], cfg["variant"]
-    out = Path(args.out or results / "samples" / d / str(v))
-    shards = sorted((out / "shards").glob("*/manifest.csv"), key=lambda p: int(p.parent.name))
+    manifest = _samples_manifest(args, cfg)
+    shards = sorted((manifest.parent / layout.SHARDS).glob(f"*/{layout.MANIFEST}"), key=lambda p: int(p.parent.name))
     if not shards:
-        raise InputError(out / "shards", "no shard manifests to gather")
-    print(gather(cfg, shards, out))
+        raise InputError(manifest.parent / layout.SHARDS, "no shard manifests to gather")
+    print(gather(cfg, shards, manifest.parent / layout.SAMPLE_PLAN, manifest))
 
 
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "gather": cmd_gather}

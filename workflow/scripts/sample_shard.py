@@ -1,19 +1,18 @@
-"""Rule sample_shard: sample one shard of a dataset/variant's synthetic images."""
+"""Rule sample_shard: sample one shard of a dataset/variant's synthetic images from its plan.
 
-from pathlib import Path
+input: model, plan (labels only as a dependency: the plan names the label maps); output:
+manifest (the shard's); params: cfg, shards; wildcards: shard.
+"""
 
 import torch
 
 from sonodiff.rule import run_rule
-from sonodiff.sample import sample_shard, sampling_jobs
+from sonodiff.sample import sample_shard
 
 
 def main(smk):
     torch.set_num_threads(smk.threads)
-    cfg = smk.params.cfg
-    labels = smk.input.get("labels")
-    jobs = sampling_jobs(cfg, labels)
-    sample_shard(cfg, smk.input.model, jobs, Path(smk.output.manifest).parent,
+    sample_shard(smk.params.cfg, smk.input.model, smk.input.plan, smk.output.manifest,
                  shard=int(smk.wildcards.shard), shards=int(smk.params.shards))
 
 

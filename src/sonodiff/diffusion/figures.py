@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from sonodiff.diffusion.process import BMapDiffusion
-from sonodiff.io import atomic_path
+from sonodiff.plotting import save_figure
 
 
 def panel_steps(num_steps: int, num_panels: int) -> list[int]:
@@ -42,7 +42,7 @@ def render_bmaps_figure(diffusion: BMapDiffusion, path: str | Path, num_panels: 
             axes[r, c].set_title(f"{name}, t={int(diffusion.timestep_map[k])}", fontsize=9)
             axes[r, c].axis("off")
         fig.colorbar(im, ax=list(axes[r]), fraction=0.02, pad=0.01)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def render_forward_figure(
@@ -77,10 +77,4 @@ def render_forward_figure(
         axes[1, c].set_title(f"$x_t$, t={t}", fontsize=9)
         for ax in axes[:, c]:
             ax.axis("off")
-    return _save(fig, path)
-
-
-def _save(fig: Figure, path: str | Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    return Path(path)
+    return save_figure(fig, path)

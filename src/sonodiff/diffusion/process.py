@@ -16,7 +16,7 @@ Sec. 2.3; steps t = 0..T-1):
 (Gaussian conditioning per pixel, as Ho et al. 2020 eqs. 6-7; the paper's typeset mean puts the
 square root over the (1 - ...) factors too, which is a typo.) b_min = 1 gives B = 1: the ordinary
 DDPM. The process is stored as log alphabar_t (T,) plus log Bbar_t tabulated over depth
-(``tables.DepthTable``); every other coefficient is derived per call, per pixel, in float64 from
+(``depth_lookup.DepthTable``); every other coefficient is derived per call, per pixel, in float64 from
 alphabar'_t and alphabar'_{t-1}, and cast to the data's dtype (``coefficients``). A respaced process
 keeps alphabar' at the kept steps, so alpha'_k = alphabar'_{s_k} / alphabar'_{s_{k-1}} per pixel and
 the marginals at kept steps are unchanged; ``timestep_map`` gives the original step indices, which
@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import math
 from enum import Enum
-from typing import Callable, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -67,7 +67,7 @@ from sonodiff.diffusion.schedules import (
     get_schedule,
     space_timesteps,
 )
-from sonodiff.diffusion.tables import DepthTable
+from sonodiff.diffusion.depth_lookup import DepthTable
 from sonodiff.errors import InputError
 
 ModelFn = Callable[..., torch.Tensor]
@@ -170,6 +170,13 @@ class BMapDiffusion:
         self._check_invariants()
 
     # ---------------------------------------------------------------------------- structure
+
+    @classmethod
+    def from_config(cls, diffusion: Mapping[str, Any], depth: torch.Tensor | np.ndarray) -> "BMapDiffusion":
+        """The process of a resolved config's ``diffusion`` section over the depth map ``depth``."""
+        return cls(num_steps=diffusion["num_steps"], alpha_schedule=diffusion["alpha_schedule"],
+                   bmap_schedule=diffusion["bmap_schedule"], b_min=diffusion["b_min"], depth=depth,
+                   learn_sigma=diffusion["learn_sigma"], vlb_weight=diffusion["vlb_weight"])
 
     @property
     def num_steps(self) -> int:

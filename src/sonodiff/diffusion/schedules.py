@@ -12,7 +12,8 @@ Adding a schedule is one decorated function; nothing else changes::
     @register_bmap_schedule("quadratic")
     def quadratic_profile(num_steps): return (np.arange(num_steps) / (num_steps - 1)) ** 2
 
-``space_timesteps`` turns a respacing spec ("full", N, "ddimN", list) into the kept steps.
+``even_steps`` and ``strided_steps`` are the two respacings (of the ancestral and the DDIM
+sampler); ``space_timesteps`` turns a respacing spec ("full", N, "ddimN", list) into the kept steps.
 """
 
 from __future__ import annotations
@@ -149,13 +150,31 @@ def log_bbar_tables(
 # -------------------------------------------------------------------------------- respacing
 
 
+def even_steps(num_steps: int, n: int) -> list[int]:
+    """N steps evenly spread over 0..T-1, rounded: ``round(linspace(0, T - 1, N))`` (first 0,
+    last T-1; N = 1 keeps T-1). The respacing of the ancestral sampler."""
+    if not 1 <= n <= num_steps:
+        raise InputError("respace steps", f"{n} steps requested from a {num_steps}-step process")
+    if n == 1:
+        return [num_steps - 1]
+    return sorted({int(round(x)) for x in np.linspace(0, num_steps - 1, n)})
+
+
+def strided_steps(num_steps: int, n: int) -> list[int]:
+    """``range(0, T, stride)`` with the integer stride that gives exactly N steps (DDIM's uniform
+    skip, improved DDPM's ``space_timesteps("ddimN")``). The respacing of the DDIM sampler."""
+    for stride in range(1, num_steps + 1):
+        if len(range(0, num_steps, stride)) == n:
+            return list(range(0, num_steps, stride))
+    raise InputError("respace steps", f"no integer stride gives {n} of {num_steps} steps")
+
+
 def space_timesteps(num_steps: int, spec: int | str | Sequence[int]) -> list[int]:
     """The kept steps (sorted, unique, in 0..T-1) of a respacing ``spec``.
 
     * ``"full"``: all T steps;
-    * ``N`` or ``"N"``: N steps evenly spread over 0..T-1, rounded (first 0, last T-1);
-    * ``"ddimN"``: ``range(0, T, stride)`` with the integer stride that gives exactly N steps
-      (DDIM's uniform skip, improved DDPM's ``space_timesteps``);
+    * ``N`` or ``"N"``: :func:`even_steps`;
+    * ``"ddimN"``: :func:`strided_steps`;
     * a list of step indices.
     """
     where = "respace steps"
@@ -164,19 +183,10 @@ def space_timesteps(num_steps: int, spec: int | str | Sequence[int]) -> list[int
         if s == "full":
             return list(range(num_steps))
         if s.startswith("ddim"):
-            n = _positive_int(s[4:], where, spec)
-            for stride in range(1, num_steps + 1):
-                if len(range(0, num_steps, stride)) == n:
-                    return list(range(0, num_steps, stride))
-            raise InputError(where, f"{spec!r}: no integer stride gives {n} of {num_steps} steps")
+            return strided_steps(num_steps, _positive_int(s[4:], where, spec))
         spec = _positive_int(s, where, spec)
     if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
-        n = int(spec)
-        if not 1 <= n <= num_steps:
-            raise InputError(where, f"{n} steps requested from a {num_steps}-step process")
-        if n == 1:
-            return [num_steps - 1]
-        return sorted({int(round(x)) for x in np.linspace(0, num_steps - 1, n)})
+        return even_steps(num_steps, int(spec))
     steps = sorted({int(s) for s in spec})
     if not steps or steps[0] < 0 or steps[-1] >= num_steps:
         raise InputError(where, f"steps must be a non-empty subset of 0..{num_steps - 1}")

@@ -1,8 +1,10 @@
 """Training data: the prepared train split in memory, and a data order fixed by (seed, step).
 
-Images are uint8 PNGs mapped to ``x0 = png / 127.5 - 1`` in [-1, 1]; label maps are the
-prepared ids (background 0, structures 1..K, sector K+1), one-hot encoded by the model. The
-whole split is held in memory as uint8 (1800 CAMUS images at 128 px are 30 MB).
+Images are uint8 PNGs mapped to ``x0 = png / 127.5 - 1`` in [-1, 1]
+(:func:`sonodiff.io.to_model_range`); label maps are the prepared ids (background 0, structures
+1..K, sector K+1), one-hot encoded by the model. The whole split is held in memory as uint8
+(1800 CAMUS images at 128 px are 30 MB). The files are read through
+:class:`sonodiff.contracts.dataset.PreparedDataset`.
 
 Data order. With N images and a global batch G (batch size x processes), step s reads the
 global positions ``p = s G + r B + j`` (process r, j < B). Position p is image
@@ -15,42 +17,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
+from sonodiff.contracts.dataset import PreparedDataset
 from sonodiff.errors import InputError
-from sonodiff.io import read_json
-from sonodiff.manifest import read_manifest
-from sonodiff.train.seeds import generator
-
-
-def read_png(path: str | Path) -> np.ndarray:
-    """A grayscale PNG as a uint8 (H, W) array."""
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("L") if img.mode not in ("L", "P") else img, dtype=np.uint8)
-    except (OSError, ValueError) as err:
-        raise InputError(path, f"unreadable image ({err})") from err
-
-
-def to_model_range(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] -> float [-1, 1]: ``x = u / 127.5 - 1``."""
-    return images.float() / 127.5 - 1.0
-
-
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """float [-1, 1] -> uint8: ``u = round((x + 1) 127.5)`` clipped to [0, 255]."""
-    return ((x.float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
-
-
-def num_classes(info: dict) -> int | None:
-    """Label ids of a prepared dataset (``max id + 1``), or None when it has no structures."""
-    if not info.get("structures"):
-        return None
-    return max(int(v) for v in info["labels"].values()) + 1
+from sonodiff.io import to_model_range
+from sonodiff.seeds import generator
 
 
 @dataclass
@@ -85,40 +58,16 @@ def batch_indices(n: int, step: int, batch_size: int, seed: int, rank: int = 0, 
     return torch.stack([_epoch_permutation(n, seed, p // n)[p % n] for p in positions])
 
 
-def load_training_set(data_dir: str | Path, split: str = "train") -> TrainingSet:
-    """Read the ``split`` rows of a prepared dataset (``manifest.csv``, ``dataset.json``)."""
-    data_dir = Path(data_dir)
-    info = read_json(data_dir / "dataset.json")
-    classes = num_classes(info)
-    manifest = read_manifest(data_dir / "manifest.csv", required=["sample_id", "split", "image", "label"])
-    rows = manifest[manifest["split"] == split].sort_values("sample_id")
+def load_training_set(dataset: PreparedDataset, split: str = "train") -> TrainingSet:
+    """The ``split`` rows of a prepared dataset (sorted by ``sample_id``), images and label maps."""
+    rows = dataset.rows(split, required=("sample_id", "split", "image", "label"))
     if rows.empty:
-        raise InputError(data_dir / "manifest.csv", f"no rows with split {split!r}")
-    images = np.stack([read_png(p) for p in rows["image"]])
-    size = int(info.get("img_size", images.shape[-1]))
+        raise InputError(dataset.manifest, f"no rows with split {split!r}")
+    images = dataset.images(rows)
+    size = int(dataset.info.get("img_size", images.shape[-1]))
     if images.shape[1:] != (size, size):
-        raise InputError(data_dir / "manifest.csv", f"images are {images.shape[1:]}, dataset.json says {size}")
-    labels = None
-    if classes is not None:
-        labels_np = np.stack([read_png(p) for p in rows["label"]])
-        if labels_np.max() >= classes:
-            raise InputError(data_dir / "manifest.csv", f"label id {labels_np.max()} >= number of labels {classes}")
-        labels = torch.from_numpy(labels_np)
+        raise InputError(dataset.manifest, f"images are {images.shape[1:]}, the dataset's img_size is {size}")
+    classes = dataset.num_classes
+    labels = torch.from_numpy(dataset.label_maps(rows)) if classes is not None else None
     return TrainingSet(images=torch.from_numpy(images)[:, None], labels=labels, num_classes=classes,
                        sample_ids=list(rows["sample_id"]))
-
-
-def depth_map(data_dir: str | Path) -> torch.Tensor:
-    """The B-map depth map d(p) of a prepared dataset, (H, W) in [0, 1].
-
-    From ``sector.png`` (255 inside the imaging sector) and the probe type of ``dataset.json``:
-    convex probes get the radial depth from the fan apex fitted to the sector's edges, linear
-    probes the row depth (``sonodiff.diffusion.depth_from_sector_mask``).
-    """
-    from sonodiff.diffusion import depth_from_sector_mask
-
-    data_dir = Path(data_dir)
-    info = read_json(data_dir / "dataset.json")
-    probe = info.get("probe", "convex")
-    probe = probe.get("type", "convex") if isinstance(probe, dict) else probe
-    return depth_from_sector_mask(read_png(data_dir / "sector.png"), probe)

@@ -1,9 +1,10 @@
 """Training logs: a CSV file, TensorBoard scalars and a progress bar (rank 0 only).
 
-The running CSV lives next to the checkpoints (``checkpoints/train_log.csv``), so a job killed
-and rerun keeps its history: on resume at step s the rows after s are dropped (they belong to
-the lost part of the run) and new rows are appended. The finished log is copied atomically to
-the declared output ``train_log.csv``. TensorBoard events resumed at step s purge the later
+The running CSV (columns :data:`sonodiff.contracts.model_file.TRAIN_LOG_COLUMNS`) lives next
+to the checkpoints (``checkpoints/train_log.csv``), so a job killed and rerun keeps its history:
+on resume at step s the rows after s are dropped (they belong to the lost part of the run) and
+new rows are appended. The finished log is copied atomically to the declared output
+``train_log.csv`` beside ``model.pt``. TensorBoard events resumed at step s purge the later
 events the same way (``purge_step``).
 """
 
@@ -13,12 +14,10 @@ import csv
 import logging
 from pathlib import Path
 
+from sonodiff.contracts.model_file import TRAIN_LOG_COLUMNS as COLUMNS
 from sonodiff.io import atomic_path
 
 log = logging.getLogger(__name__)
-
-#: CSV columns, in order.
-COLUMNS = ("step", "loss", "mse", "vb", "lr", "grad_norm", "images_per_s", "skipped_total")
 
 
 class TrainLogger:

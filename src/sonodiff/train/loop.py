@@ -32,14 +32,18 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from sonodiff.io import atomic_path
+from sonodiff.contracts import layout
+from sonodiff.contracts.dataset import PreparedDataset
+from sonodiff.contracts.model_file import write_model_file
+from sonodiff.device import autocast_dtype, resolve_device
+from sonodiff.diffusion.process import BMapDiffusion
 from sonodiff.models import build_model, model_spec
+from sonodiff.seeds import generator
 from sonodiff.train import distributed
 from sonodiff.train.checkpoint import latest_valid, list_checkpoints, load_checkpoint, rng_state, save_checkpoint, set_aside, set_rng_state
-from sonodiff.train.data import TrainingSet, depth_map, load_training_set
+from sonodiff.train.data import TrainingSet, load_training_set
 from sonodiff.train.ema import EMA
 from sonodiff.train.logs import TrainLogger
-from sonodiff.train.seeds import generator
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,10 @@ Objective = Callable[[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], torc
 #: other values of these is still resumed).
 NON_TRAJECTORY_TRAIN_KEYS = ("steps", "checkpoint_every", "log_every", "max_nonfinite", "num_workers",
                              "precision", "compile", "channels_last")
+
+
+#: The resolved config a torchrun job reads (in ``checkpoints/``, not a contract between stages).
+JOB_CONFIG = "job_config.yaml"
 
 
 class TrainingDiverged(RuntimeError):
@@ -68,32 +76,6 @@ class DiffusionObjective:
         t = torch.randint(0, self.num_steps, (x0.shape[0],), generator=gen).to(x0.device)
         noise = torch.randn(x0.shape, generator=gen).to(x0.device, memory_format=_memory_format(x0))
         return self.diffusion.training_losses(model_fn, x0, t, noise=noise)
-
-
-def make_diffusion(cfg: Mapping[str, Any], depth: torch.Tensor):
-    """The B-map process of the resolved config's ``diffusion`` section over ``depth``."""
-    from sonodiff.diffusion import BMapDiffusion
-
-    d = cfg["diffusion"]
-    return BMapDiffusion(num_steps=d["num_steps"], alpha_schedule=d["alpha_schedule"],
-                         bmap_schedule=d["bmap_schedule"], b_min=d["b_min"], depth=depth,
-                         learn_sigma=d["learn_sigma"], vlb_weight=d["vlb_weight"])
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> cuda (this process's GPU) when available, else cpu."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        return torch.device("cuda", local_rank)
-    return torch.device(name)
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype: auto = bf16 on GPU and none (fp32) on CPU."""
-    if precision == "auto":
-        precision = "bf16" if device.type == "cuda" else "fp32"
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
 def trajectory_config(cfg: Mapping[str, Any]) -> dict:
@@ -250,37 +232,29 @@ def _resume_check(cfg: Mapping[str, Any], spec: Mapping[str, Any]):
 
 def save_model(trainer: Trainer, step: int, depth: torch.Tensor, path: str | Path) -> Path:
     """Write ``model.pt``: EMA weights, spec, resolved config, step and depth map (atomically)."""
-    payload = {
-        "format": "sonodiff-model/1",
-        "state_dict": {k: v.detach().cpu() for k, v in trainer.ema.state_dict().items()},
-        "spec": dict(trainer.spec),
-        "config": dict(trainer.cfg),
-        "step": int(step),
-        "depth": depth.detach().cpu().float(),
-    }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-    return Path(path)
+    return write_model_file(path, trainer.ema.state_dict(), trainer.spec, trainer.cfg, step, depth)
 
 
-def train(cfg: Mapping[str, Any], data_dir: str | Path, out_dir: str | Path, *, objective: Objective | None = None,
-          device: str | None = None, progress: bool = True) -> Path:
-    """Train the model of a resolved config on a prepared dataset; returns ``out_dir/model.pt``.
+def train(cfg: Mapping[str, Any], dataset: PreparedDataset, model_out: str | Path, *,
+          objective: Objective | None = None, device: str | None = None, progress: bool = True) -> Path:
+    """Train the model of a resolved config on a prepared dataset; returns ``model_out``.
 
-    ``out_dir`` receives ``checkpoints/``, ``train_log.csv``, ``tensorboard/`` and finally
-    ``model.pt``. An existing valid checkpoint of the same config is resumed without being
-    asked (corrupt ones are skipped, others are moved to ``checkpoints/stale/``). ``objective``
-    replaces the diffusion loss (tests). Under torchrun every process calls this; rank 0 writes.
+    The folder of ``model_out`` receives ``checkpoints/``, ``tensorboard/``, ``train_log.csv``
+    and finally ``model_out`` itself. An existing valid checkpoint of the same config is resumed
+    without being asked (corrupt ones are skipped, others are moved to ``checkpoints/stale/``).
+    ``objective`` replaces the diffusion loss (tests). Under torchrun every process calls this;
+    rank 0 writes.
     """
-    out_dir = Path(out_dir)
-    ckpt_dir = out_dir / "checkpoints"
+    model_out = Path(model_out)
+    out_dir = model_out.parent
+    ckpt_dir = out_dir / layout.CHECKPOINTS
     probe_device = resolve_device(device or cfg["device"])
     dist = distributed.init(probe_device.type)
     try:
         dev = resolve_device(device or cfg["device"], dist.local_rank)
-        data = load_training_set(data_dir)
-        depth = depth_map(data_dir)
-        diffusion = make_diffusion(cfg, depth) if objective is None else None
+        data = load_training_set(dataset)
+        depth = dataset.depth_map()
+        diffusion = BMapDiffusion.from_config(cfg["diffusion"], depth) if objective is None else None
         trainer = Trainer(cfg, data, diffusion, dev, dist, objective)
         total = int(cfg["train"]["steps"])
 
@@ -298,7 +272,7 @@ def train(cfg: Mapping[str, Any], data_dir: str | Path, out_dir: str | Path, *, 
                 log.info("resuming from %s (step %d of %d)", found, start, total)
         distributed.barrier(dist)
 
-        logger = TrainLogger(ckpt_dir / "train_log.csv", out_dir / "tensorboard", start) if dist.is_main else None
+        logger = TrainLogger(ckpt_dir / layout.TRAIN_LOG, out_dir / layout.TENSORBOARD, start) if dist.is_main else None
         every, ck_every = cfg["train"]["log_every"], cfg["train"]["checkpoint_every"]
         images_per_step = cfg["train"]["batch_size"] * dist.world_size
         acc: dict[str, float] = {}
@@ -331,13 +305,12 @@ def train(cfg: Mapping[str, Any], data_dir: str | Path, out_dir: str | Path, *, 
             bar.close()
             if logger:
                 logger.close()
-        model_path = out_dir / "model.pt"
         if dist.is_main:
-            save_model(trainer, total, depth, model_path)
-            logger.finish(out_dir / "train_log.csv")
-            log.info("wrote %s (step %d, %d steps skipped)", model_path, total, trainer.nonfinite_total)
+            save_model(trainer, total, depth, model_out)
+            logger.finish(out_dir / layout.TRAIN_LOG)
+            log.info("wrote %s (step %d, %d steps skipped)", model_out, total, trainer.nonfinite_total)
         distributed.barrier(dist)
-        return model_path
+        return model_out
     finally:
         distributed.shutdown(dist)
 
@@ -348,27 +321,27 @@ def _steps_in_window(done: int, every: int, start: int) -> int:
     return done - prev
 
 
-def train_job(cfg: Mapping[str, Any], data_dir: str | Path, out_dir: str | Path, *, nproc: int = 1,
+def train_job(cfg: Mapping[str, Any], dataset: PreparedDataset, model_out: str | Path, nproc: int = 1,
               device: str | None = None, progress: bool = True) -> Path:
     """:func:`train` in this process, or, with ``nproc > 1``, under torchrun with ``nproc`` processes.
 
-    torchrun runs ``sonodiff train --resolved-config`` with the resolved config written to
-    ``out_dir/checkpoints/job_config.yaml``.
+    torchrun runs ``sonodiff train --resolved-config`` on the same files, with the resolved
+    config written to ``checkpoints/job_config.yaml`` beside ``model_out``.
     """
-    out_dir = Path(out_dir)
+    model_out = Path(model_out)
     if nproc <= 1:
-        return train(cfg, data_dir, out_dir, device=device, progress=progress)
+        return train(cfg, dataset, model_out, device=device, progress=progress)
     import yaml
 
     from sonodiff.io import write_text
 
-    job = out_dir / "checkpoints" / "job_config.yaml"
+    job = model_out.parent / layout.CHECKPOINTS / JOB_CONFIG
     write_text(job, yaml.safe_dump(dict(cfg), sort_keys=False))
-    args = ["train", "--resolved-config", str(job), "--data", str(data_dir), "--out", str(out_dir)]
+    args = ["train", "--resolved-config", str(job), "--manifest", str(dataset.manifest), "--info",
+            str(dataset.info_path), "--sector", str(dataset.sector_path), "--model", str(model_out)]
     args += ["--device", device] if device else []
     args += [] if progress else ["--no-progress"]
     distributed.launch(args, nproc)
-    model = out_dir / "model.pt"
-    if not model.is_file():
-        raise RuntimeError(f"torchrun finished without writing {model}")
-    return model
+    if not model_out.is_file():
+        raise RuntimeError(f"torchrun finished without writing {model_out}")
+    return model_out

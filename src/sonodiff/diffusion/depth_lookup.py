@@ -1,5 +1,6 @@
-"""Per-pixel B-map state without a per-pixel table: log Bbar_t depends on a pixel only through
-its depth d(p), so it is tabulated over depth nodes and looked up per pixel.
+"""The depth lookup table of the B-map coefficients: log Bbar_t depends on a pixel only through
+its depth d(p), so it is tabulated over depth nodes and looked up per pixel (no per-pixel,
+per-step array is ever stored).
 
 State (independent of batch size and channels):
 

@@ -1,0 +1,65 @@
+"""Reverse-process snapshots x_t along one chain of a trained model (Domínguez et al. fig. 3).
+
+The chain is the sampling stage's own: the model's guided prediction and the sampler, steps,
+guidance scale, eta and clipping of the ``sample`` section of the config it was trained with,
+from the initial noise x_T ~ N(0, I) of ``Generator().manual_seed(seed)`` (the config's seed)
+with step noise from ``seed + 1``, conditioned on the label map of the first validation row (by
+``sample_id``) of the prepared dataset. With K respaced steps it keeps x_t every
+``max(1, (K - 1) div (n - 2))`` steps (and at the first step), then ``n - 1`` of those evenly
+spread, and the final x_0: n frames, each the channel mean, in [-1, 1] (before clipping to
+uint8). The file is :func:`sonodiff.contracts.samples.write_snapshots` (``FINAL_STEP`` marks x_0).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sonodiff.contracts.dataset import PreparedDataset
+from sonodiff.contracts.model_file import LoadedModel, load_model
+from sonodiff.contracts.samples import FINAL_STEP, write_snapshots
+from sonodiff.device import resolve_device
+from sonodiff.diffusion.sampling import sample_loop
+from sonodiff.sample.generate import configured_process, guided_fn
+
+
+def reverse_chain(loaded: LoadedModel, labels: np.ndarray | None, num_snapshots: int, seed: int,
+                  progress: bool = True) -> tuple[list[int], np.ndarray]:
+    """(original step of each frame, FINAL_STEP for x_0) and the frames (n, H, W) of one chain."""
+    scfg = loaded.config["sample"]
+    sampler, process = configured_process(loaded.diffusion, scfg)
+    n = process.num_steps
+    every = max(1, (n - 1) // max(num_snapshots - 2, 1))
+    cond_labels = None if labels is None else torch.as_tensor(labels, dtype=torch.long)[None].to(process.device)
+    cond = loaded.model.condition(cond_labels)
+    model_fn = guided_fn(loaded, cond, float(scfg["guidance_scale"]), None)
+    noise = torch.randn((1, *loaded.image_shape), generator=torch.Generator().manual_seed(int(seed)))
+    x0, snaps = sample_loop(process, model_fn, noise, [torch.Generator().manual_seed(int(seed) + 1)],
+                            sampler=sampler, eta=float(scfg["eta"]), clip_x0=bool(scfg["clip_x0"]),
+                            progress=progress, snapshot_every=every)
+    keep = [snaps[i] for i in sorted({int(round(v)) for v in np.linspace(0, len(snaps) - 1, num_snapshots - 1)})]
+    steps = [s.step for s in keep] + [FINAL_STEP]
+    frames = np.stack([s.x_t[0].mean(0).numpy() for s in keep] + [x0[0].mean(0).detach().cpu().numpy()])
+    return steps, frames
+
+
+def snapshot_label_map(dataset: PreparedDataset) -> np.ndarray | None:
+    """The prepared label map of the first validation row by ``sample_id`` (any row without a
+    val split), or None for a dataset without label maps."""
+    rows = dataset.rows("val", required=("sample_id", "split"))
+    if rows.empty:
+        rows = dataset.rows(required=("sample_id", "split"))
+    if rows.empty or not dataset.has_labels or "label" not in rows or not rows["label"].iloc[0]:
+        return None
+    return dataset.label_maps(rows.iloc[:1])[0]
+
+
+def write_reverse_snapshots(model_path: str | Path, dataset: PreparedDataset, out: str | Path,
+                            num_snapshots: int = 8, device: str = "auto", progress: bool = True) -> Path:
+    """Write the snapshots of one chain of ``model_path`` on ``dataset`` (module docstring) to ``out``."""
+    labels = snapshot_label_map(dataset)
+    loaded = load_model(model_path, resolve_device(device))
+    steps, frames = reverse_chain(loaded, labels, num_snapshots, seed=int(loaded.config["seed"]), progress=progress)
+    return write_snapshots(out, steps, frames, labels)

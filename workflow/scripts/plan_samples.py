@@ -1,0 +1,16 @@
+"""Rule plan_samples: write the sampling plan (every image, its seed and batch) of a dataset/variant.
+
+input: labels (a list: the augmented label-map manifest, or empty for an unlabelled dataset);
+output: plan; params: cfg (the resolved job config).
+"""
+
+from sonodiff.rule import run_rule
+from sonodiff.sample import write_sampling_plan
+
+
+def main(smk):
+    labels = smk.input.labels[0] if len(smk.input.labels) else None
+    write_sampling_plan(smk.params.cfg, labels, smk.output.plan)
+
+
+run_rule(snakemake, main)  # noqa: F821 (snakemake is injected)

@@ -1,0 +1,18 @@
+"""Rule reverse_snapshots: x_t along one reverse chain of a dataset/variant's model (fig. 3).
+
+input: model, manifest, info, sector (the prepared dataset); output: snapshots; params: device,
+snapshots (the number of frames).
+"""
+
+from sonodiff.contracts.dataset import PreparedDataset
+from sonodiff.rule import run_rule
+from sonodiff.sample import write_reverse_snapshots
+
+
+def main(smk):
+    dataset = PreparedDataset(smk.input.manifest, smk.input.info, smk.input.sector)
+    write_reverse_snapshots(smk.input.model, dataset, smk.output.snapshots,
+                            num_snapshots=int(smk.params.snapshots), device=smk.params.device)
+
+
+run_rule(snakemake, main)  # noqa: F821 (snakemake is injected)
