@@ -33,8 +33,8 @@ import torch
 import torchvision
 
 from sonodiff.metrics import fid, paired, physics
-from sonodiff.metrics.bootstrap import bootstrap_ci, figure
 from sonodiff.metrics.weights import lpips_linear_path
+from sonodiff.stats import bootstrap_ci, figure
 
 TIMES: dict[str, dict[str, float]] = {}
 

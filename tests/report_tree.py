@@ -1,33 +1,38 @@
 """A tiny results tree in the on-disk contracts, for the report's tests.
 
 ``make_results_tree(root, cfg)`` writes, for every dataset and variant of a validated config,
-what the upstream stages would: the prepared dataset, an untrained ``model.pt`` in the training
-stage's format with its ``train_log.csv``, a samples manifest with images, every table CSV, the
-segmentation example figure and a few benchmark files. Images are drawn from a seeded RNG.
+what the upstream stages would, through the contract writers and at the paths of
+:class:`sonodiff.contracts.layout.Layout`: the prepared dataset, a training log, a samples
+manifest with images, the reverse-process snapshots, a metrics record (with the depth profiles
+the report draws), every table CSV and Markdown, the segmentation example figure and a few
+benchmark files. Images are drawn from a seeded RNG.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
-from PIL import Image
 
-from sonodiff.config import resolve
-from sonodiff.diffusion.depth import convex_depth, depth_from_sector_mask, linear_depth
-from sonodiff.manifest import write_manifest
+from sonodiff.contracts.dataset import image_path, label_path, write_dataset
+from sonodiff.contracts.layout import Layout
+from sonodiff.contracts.metrics_record import write_metrics_record
+from sonodiff.contracts.model_file import TRAIN_LOG_COLUMNS
+from sonodiff.contracts.samples import FINAL_STEP, sample_image_path, write_samples, write_snapshots
+from sonodiff.diffusion.depth import convex_depth, depth_from_sector_mask
+from sonodiff.io import read_png, write_png, write_text
+from sonodiff.metrics.physics import depth_bins, depth_profiles, profile_curves
 
 BENCH_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 #: Table files the report expects (REPORT_TABLES in workflow/rules/report_helpers.smk).
 TABLES = ("fid", "paired", "physics", "segmentation")
+#: Steps kept in the fake reverse-process snapshots (then the final x_0).
+SNAPSHOT_STEPS = (19, 12, 6)
 
 
 def _png(path: Path, arr: np.ndarray) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.asarray(arr, dtype=np.uint8)).save(path)
+    write_png(path, np.asarray(arr, dtype=np.uint8))
     return str(path)
 
 
@@ -55,13 +60,14 @@ def _image(lab: np.ndarray, depth: np.ndarray, rng, gain: float = 1.0) -> np.nda
     return np.clip(img, 0, 255)
 
 
-def make_dataset(data_dir: Path, name: str, ds_cfg: dict, rng) -> dict:
+def make_dataset(layout: Layout, name: str, ds_cfg: dict, rng) -> dict:
     size = int(ds_cfg["img_size"])
     probe = ds_cfg.get("probe", "linear")
+    folder = Path(layout("dataset_manifest", dataset=name)).parent
     structures = [n for n, v in ds_cfg["labels"].items() if n != "background"]
     ids = {"background": 0, **{n: i + 1 for i, n in enumerate(structures)}, "sector": len(structures) + 1}
     sector = _sector(size, probe)
-    _png(data_dir / "sector.png", sector * 255)
+    _png(Path(layout("dataset_sector", dataset=name)), sector * 255)
     depth = depth_from_sector_mask(sector, probe).numpy()
     rows = []
     for p, split in enumerate(["train", "train", "val", "val", "test"]):
@@ -69,72 +75,91 @@ def make_dataset(data_dir: Path, name: str, ds_cfg: dict, rng) -> dict:
             sid = f"{name}_p{p}_{k}"
             lab = _label_map(size, sector, p + k, len(structures), rng)
             rows.append({"sample_id": sid, "patient_id": f"p{p}", "split": split, "view": "4CH", "phase": "ED",
-                         "slice_index": k, "image": _png(data_dir / "images" / f"{sid}.png", _image(lab, depth, rng)),
-                         "label": _png(data_dir / "labels" / f"{sid}.png", lab), "source_file": "phantom"})
-    write_manifest(pd.DataFrame(rows), data_dir / "manifest.csv")
+                         "slice_index": k, "image": _png(image_path(folder, sid), _image(lab, depth, rng)),
+                         "label": _png(label_path(folder, sid), lab), "source_file": "phantom"})
     info = {"name": name, "format": ds_cfg["format"], "img_size": size, "labels": ids,
             "structures": {n: ids[n] for n in structures}, "sector_id": ids["sector"],
             "probe": {"type": probe}, "counts": {"train": 4, "val": 4, "test": 2}}
-    (data_dir / "dataset.json").write_text(json.dumps(info, indent=2))
-    return {"rows": rows, "depth": depth, "sector": sector, "num_classes": len(ids)}
+    write_dataset(layout("dataset_manifest", dataset=name), layout("dataset_info", dataset=name),
+                  pd.DataFrame(rows), info)
+    return {"rows": rows, "depth": depth, "sector": sector, "probe": probe}
 
 
-def make_model(path: Path, cfg: dict, depth: np.ndarray, num_classes: int) -> None:
-    """An untrained model in the training stage's ``model.pt`` format."""
-    from sonodiff.models import build_model, model_spec
-
-    torch.manual_seed(0)
-    spec = model_spec(cfg, num_classes)
-    model = build_model(spec)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": "sonodiff-model/1", "state_dict": model.state_dict(), "spec": spec, "config": cfg,
-                "step": 5, "depth": torch.as_tensor(depth, dtype=torch.float32)}, path)
+def make_train_log(path: str) -> None:
     steps = np.arange(1, 6) * 10
-    pd.DataFrame({"step": steps, "loss": 1.0 / steps, "mse": 0.9 / steps, "vb": 0.1 / steps, "lr": 1e-4,
-                  "grad_norm": 1.0, "images_per_s": 50.0, "skipped_total": 0}).to_csv(path.parent / "train_log.csv",
-                                                                                     index=False)
+    log = pd.DataFrame({"step": steps, "loss": 1.0 / steps, "mse": 0.9 / steps, "vb": 0.1 / steps, "lr": 1e-4,
+                        "grad_norm": 1.0, "images_per_s": 50.0, "skipped_total": 0})
+    write_text(path, log[list(TRAIN_LOG_COLUMNS)].to_csv(index=False))
 
 
-def make_samples(out_dir: Path, variant: str, data: dict, rng, gain: float) -> None:
+def make_samples(manifest: str, data: dict, rng, gain: float) -> list[str]:
+    """A samples manifest (two images per train/val label map); returns the val images."""
+    folder = Path(manifest).parent
     rows = []
     for rec in data["rows"]:
         if rec["split"] == "test":
             continue
-        lab = np.asarray(Image.open(rec["label"]))
+        lab = read_png(rec["label"])
         for k in range(2):
             sid = f"{rec['sample_id']}_aug{k}"
-            rows.append({"sample_id": sid, "image": _png(out_dir / "images" / f"{sid}.png",
+            rows.append({"sample_id": sid, "image": _png(sample_image_path(folder, sid),
                                                          _image(lab, data["depth"], rng, gain)),
                          "label": rec["label"], "real_image": rec["image"], "source_sample_id": rec["sample_id"],
                          "patient_id": rec["patient_id"], "split": rec["split"], "seed": k})
-    write_manifest(pd.DataFrame(rows), out_dir / "manifest.csv")
+    write_samples(pd.DataFrame(rows), manifest)
+    return [r["image"] for r in rows if r["split"] == "val"]
 
 
-def make_tables(tables: Path, datasets, variants) -> None:
-    tables.mkdir(parents=True, exist_ok=True)
+def make_snapshots(path: str, data: dict, rng) -> None:
+    """One chain of frames in [-1, 1] from noise to a val image, with its label map."""
+    val = next(r for r in data["rows"] if r["split"] == "val")
+    x0 = read_png(val["image"]) / 127.5 - 1.0
+    noise = rng.standard_normal(x0.shape)
+    frames = [np.clip(w * noise + (1 - w) * x0, -1, 1) for w in (1.0, 0.6, 0.3, 0.0)]
+    write_snapshots(path, [*SNAPSHOT_STEPS, FINAL_STEP], np.stack(frames), read_png(val["label"]))
+
+
+def make_metrics(path: str, dataset: str, variant: str, data: dict, synthetic: list[str]) -> None:
+    """A metrics record whose depth profiles are the physics metrics' own on these images."""
+    bins = depth_bins(data["sector"], data["probe"])
+    real = [r["image"] for r in data["rows"] if r["split"] == "val"]
+    p_syn = depth_profiles(np.stack([read_png(p) for p in synthetic]), bins)
+    p_real = depth_profiles(np.stack([read_png(p) for p in real]), bins)
+    depth = ((np.arange(bins.shape[0]) + 0.5) / bins.shape[0]).tolist()
+    na = {"value": None, "ci": None, "status": "n/a", "reason": "not computed in the report's test tree"}
+    write_metrics_record(path, {
+        "dataset": dataset, "variant": variant, "fid": {"64": na}, "paired": {"ssim": {"mean": na}},
+        "physics": {"depth_profile": {"l1": na, "probe": data["probe"], "depth": depth,
+                                      **profile_curves(p_syn, p_real)}}})
+
+
+def make_tables(layout: Layout, datasets, variants) -> None:
     recs = [{"dataset": d, "variant": v, "value": 1.5, "ci_low": 1.2, "ci_high": 1.8, "published": 2.0}
             for d in datasets for v in variants]
     for t in TABLES:
-        pd.DataFrame(recs).rename(columns={"value": f"{t}_value"}).to_csv(tables / f"{t}.csv", index=False)
-        (tables / f"{t}.md").write_text(f"**{t} table**\n\n| dataset | ours | published |\n| --- | ---: | ---: |\n"
-                                        + "".join(f"| {d} | 1.5 [1.2, 1.8] | 2.0 |\n" for d in datasets)
-                                        + "\n- [1] n/a: no weights\n")
+        write_text(layout("table", name=t, fmt="csv"), pd.DataFrame(recs).rename(columns={"value": f"{t}_value"})
+                   .to_csv(index=False))
+        write_text(layout("table", name=t, fmt="md"),
+                   f"**{t} table**\n\n| dataset | ours | published |\n| --- | ---: | ---: |\n"
+                   + "".join(f"| {d} | 1.5 [1.2, 1.8] | 2.0 |\n" for d in datasets)
+                   + "\n- [1] n/a: no weights\n")
 
 
 def make_results_tree(root: Path, config: dict) -> Path:
     """Write the upstream results of every dataset and variant of ``config`` under ``root/results``."""
     results = Path(root) / "results"
+    layout = Layout(str(results))
     rng = np.random.default_rng(0)
     datasets, variants = sorted(config["datasets"]), sorted(config["variants"])
     for d in datasets:
-        data = make_dataset(results / "data" / d, d, config["datasets"][d], rng)
+        data = make_dataset(layout, d, config["datasets"][d], rng)
         for i, v in enumerate(variants):
-            cfg = resolve(config, d, v)
-            make_model(results / "models" / d / v / "model.pt", cfg, data["depth"], data["num_classes"])
-            make_samples(results / "samples" / d / v, v, data, rng, gain=0.5 + i)
-            bench = results / "benchmarks" / "train_diffusion" / f"{d}_{v}.tsv"
-            bench.parent.mkdir(parents=True, exist_ok=True)
-            bench.write_text(BENCH_HEADER + f"{3 + i}\t0:00:03\t500\t1\t1\t1\t0\t0\t0\t2\n")
-        _png(results / "figures" / "segment" / f"{d}.png", rng.integers(0, 255, (120, 240)))
-    make_tables(results / "tables", datasets, variants)
+            make_train_log(layout("train_log", dataset=d, variant=v))
+            synthetic = make_samples(layout("samples_manifest", dataset=d, variant=v), data, rng, gain=0.5 + i)
+            make_snapshots(layout("snapshots", dataset=d, variant=v), data, rng)
+            make_metrics(layout("metrics_record", dataset=d, variant=v), d, v, data, synthetic)
+            write_text(layout.benchmark("train_diffusion", f"{d}_{v}"),
+                       BENCH_HEADER + f"{3 + i}\t0:00:03\t500\t1\t1\t1\t0\t0\t0\t2\n")
+        _png(Path(layout("figure", kind="segment", name=d)), rng.integers(0, 255, (120, 240)))
+    make_tables(layout, datasets, variants)
     return results

@@ -12,10 +12,12 @@ import torch
 import torchvision
 from PIL import Image
 
+from sonodiff.contracts.dataset import PreparedDataset
+from sonodiff.contracts.manifest import read_manifest, write_manifest
+from sonodiff.contracts.metrics_record import read_fid_stats, read_metrics_record
 from sonodiff.errors import InputError
 from sonodiff.io import write_json
-from sonodiff.manifest import write_manifest
-from sonodiff.metrics.evaluate import compute_metrics, read_real_fid_stats, write_real_fid_stats
+from sonodiff.metrics.evaluate import compute_metrics, write_real_fid_stats
 from sonodiff.report.tables import make_tables
 
 SIZE = 32
@@ -93,16 +95,16 @@ def empty_hub(tmp_path):
 
 def run(tiny, cfg, out_dir):
     stats = out_dir / "real_fid_stats.npz"
-    write_real_fid_stats(tiny / "data" / "manifest.csv", cfg, stats, progress=False)
-    return compute_metrics(tiny / "samples" / "manifest.csv", tiny / "data" / "manifest.csv",
-                           tiny / "data" / "dataset.json", tiny / "data" / "sector.png", stats, cfg,
-                           out_dir / "bmaps.json", progress=False)
+    dataset = PreparedDataset.in_dir(tiny / "data")
+    write_real_fid_stats(dataset, cfg, stats, progress=False)
+    return compute_metrics(tiny / "samples" / "manifest.csv", dataset, stats, cfg, out_dir / "bmaps.json",
+                           progress=False)
 
 
 def test_without_weights_na_cells_carry_the_reason(tiny, tmp_path, empty_hub):
     res = run(tiny, job_cfg("na"), tmp_path)
     assert (tmp_path / "bmaps.json").is_file()
-    stats = read_real_fid_stats(tmp_path / "real_fid_stats.npz")
+    stats = read_fid_stats(tmp_path / "real_fid_stats.npz")
     assert str(stats["status"]) == "n/a" and "pt_inception" in str(stats["reason"])
     assert res["n_synthetic"] == 8 and res["n_real"] == 4  # val rows only
     for dim in ("64", "192"):
@@ -114,6 +116,7 @@ def test_without_weights_na_cells_carry_the_reason(tiny, tmp_path, empty_hub):
     assert res["paired"]["psnr"]["range"]["status"] == "ok"
     assert res["physics"]["depth_profile"]["l1"]["status"] == "ok"
     assert set(res["physics"]["wasserstein"]) == {"a", "b", "sector"}
+    assert read_metrics_record(tmp_path / "bmaps.json")["n_real"] == 4
 
     # the tables are written with n/a cells and the reason
     outputs = {t: {f: tmp_path / f"{t}.{f}" for f in ("csv", "md", "tex")} for t in ("fid", "paired", "physics")}
@@ -147,7 +150,8 @@ def test_stats_from_other_weights_are_refused(tiny, tmp_path, local_weights, emp
                "alexnet": str(local_weights / "alexnet-owt-7be5be79.pth")}
     cfg = job_cfg("fail", weights)
     stats = tmp_path / "real_fid_stats.npz"
-    write_real_fid_stats(tiny / "data" / "manifest.csv", cfg, stats, progress=False)
+    dataset = PreparedDataset.in_dir(tiny / "data")
+    write_real_fid_stats(dataset, cfg, stats, progress=False)
     other = copy.deepcopy(cfg)
     other_file = tmp_path / "other.pth"
     torch.save(torch.load(weights["inception"], weights_only=True), other_file)
@@ -155,23 +159,20 @@ def test_stats_from_other_weights_are_refused(tiny, tmp_path, local_weights, emp
         handle.write(b"\0")  # same tensors, other file
     other["metrics"]["weights"]["inception"] = str(other_file)
     with pytest.raises(InputError, match="rerun real_fid_stats"):
-        compute_metrics(tiny / "samples" / "manifest.csv", tiny / "data" / "manifest.csv",
-                        tiny / "data" / "dataset.json", tiny / "data" / "sector.png", stats, other,
-                        tmp_path / "bmaps.json", progress=False)
+        compute_metrics(tiny / "samples" / "manifest.csv", dataset, stats, other, tmp_path / "bmaps.json",
+                        progress=False)
     assert not (tmp_path / "bmaps.json").exists()
 
 
 def test_unconditional_samples_get_fid_and_depth_profile_only(tiny, tmp_path, empty_hub):
-    from sonodiff.manifest import read_manifest
-
     samples = read_manifest(tiny / "samples" / "manifest.csv")
     samples["label"], samples["real_image"], samples["source_sample_id"], samples["split"] = "", "", "", "val"
     write_manifest(samples, tmp_path / "samples.csv")
     cfg = job_cfg("na")
     stats = tmp_path / "real_fid_stats.npz"
-    write_real_fid_stats(tiny / "data" / "manifest.csv", cfg, stats, progress=False)
-    res = compute_metrics(tmp_path / "samples.csv", tiny / "data" / "manifest.csv", tiny / "data" / "dataset.json",
-                          tiny / "data" / "sector.png", stats, cfg, tmp_path / "out.json", progress=False)
+    dataset = PreparedDataset.in_dir(tiny / "data")
+    write_real_fid_stats(dataset, cfg, stats, progress=False)
+    res = compute_metrics(tmp_path / "samples.csv", dataset, stats, cfg, tmp_path / "out.json", progress=False)
     assert res["n_synthetic"] == 10 and res["n_pairs"] == 0
     assert "no paired real image" in res["paired"]["ssim"]["mean"]["reason"]
     assert res["physics"]["depth_profile"]["l1"]["status"] == "ok"

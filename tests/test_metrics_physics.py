@@ -8,7 +8,7 @@ import pytest
 from scipy.ndimage import gaussian_filter
 
 from sonodiff.metrics import physics
-from sonodiff.metrics.bootstrap import bootstrap_ci, figure
+from sonodiff.stats import bootstrap_ci, figure
 
 SIZE = 64
 DR = 60.0
@@ -68,6 +68,17 @@ def test_depth_profile_sees_images_darkened_with_depth(probe, sector):
     defined = np.isfinite(p_dark).any(axis=0)
     curve = np.nanmean(p_dark[:, defined], axis=0)
     assert curve[-5:].mean() < curve[:5].mean() - 0.2  # the synthetic profile falls with depth
+
+
+def test_profile_curves_mean_and_spread_over_images_nan_for_empty_bins():
+    p_syn = np.array([[0.2, 0.5, np.nan], [0.6, np.nan, np.nan]])
+    curves = physics.profile_curves(p_syn, p_syn[:1])
+    np.testing.assert_allclose(curves["synthetic"][:2], [0.4, 0.5])
+    np.testing.assert_allclose(curves["synthetic_std"][:2], [0.2, 0.0])     # ddof 0, images without the bin left out
+    np.testing.assert_allclose(curves["real"][:2], [0.2, 0.5])
+    np.testing.assert_allclose(curves["real_std"][:2], [0.0, 0.0])
+    assert all(np.isnan(curves[k][2]) for k in curves)
+    assert list(curves) == ["synthetic", "real", "synthetic_std", "real_std"]
 
 
 def test_convex_depth_follows_the_radius_not_the_row():
@@ -160,7 +171,10 @@ def test_physics_metrics_record_and_unlabelled_dataset():
     names = {1: "a", 2: "b", 3: "c", 4: "sector"}
     out = physics.physics_metrics(syn, syn_lab, real, real_lab, linear_sector(), "linear", names,
                                   DR, resamples=30, seed=0, progress=False)
-    assert out["depth_profile"]["l1"]["status"] == "ok"
+    profile = out["depth_profile"]
+    assert profile["l1"]["status"] == "ok" and profile["probe"] == "linear"
+    assert list(profile) == ["l1", "probe", "depth", "synthetic", "real", "synthetic_std", "real_std"]
+    assert len(profile["depth"]) == len(profile["real_std"]) == SIZE
     assert set(out["speckle"]["labels"]) == set(names.values())
     assert set(out["gcnr"]) == {"a|b", "a|c", "a|sector", "b|c", "b|sector", "c|sector"}
     fig = out["wasserstein"]["b"]

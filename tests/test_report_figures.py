@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from sonodiff.errors import InputError
+from sonodiff.plotting import SECTOR_GREY
 from sonodiff.report import figures as F
 from sonodiff.report import provenance as P
 from sonodiff.report.tables_html import render_table_file, table_to_html
@@ -26,32 +27,8 @@ def test_colorize_labels_background_black_sector_grey_structures_distinct():
     rgb = F.colorize_labels(lab, sector_id=3)
     assert rgb.shape == (2, 2, 3)
     assert (rgb[0, 0] == 0).all()
-    np.testing.assert_allclose(rgb[1, 1], F.SECTOR_GREY)
+    np.testing.assert_allclose(rgb[1, 1], SECTOR_GREY)
     assert not np.allclose(rgb[0, 1], rgb[1, 0])
-
-
-def test_profile_summary_mean_and_spread_over_images_nan_for_empty_bins():
-    per_image = np.array([[0.2, 0.5, np.nan], [0.6, np.nan, np.nan]])
-    centers, mean, std = F.profile_summary(per_image)
-    np.testing.assert_allclose(centers, [1 / 6, 0.5, 5 / 6])
-    np.testing.assert_allclose(mean[:2], [0.4, 0.5])
-    np.testing.assert_allclose(std[:2], [0.2, 0.0])
-    assert np.isnan(mean[2]) and np.isnan(std[2])
-
-
-def test_depth_profile_of_images_darker_with_depth_falls(tmp_path):
-    """The plotted curve (physics metrics' profiles, summarised here) falls for an attenuated image."""
-    from sonodiff.metrics.physics import depth_bins, depth_profiles
-
-    h, w = 16, 12
-    sector = np.zeros((h, w), bool)
-    sector[:, 2:-2] = True
-    ramp = np.repeat(np.linspace(1, 0.2, h)[:, None], w, axis=1)
-    imgs = np.stack([ramp * 255, ramp * 200])
-    imgs[:, :, :2] = 255                                    # outside the sector: must be ignored
-    _, mean, _ = F.profile_summary(depth_profiles(imgs, depth_bins(sector, "linear")))
-    mean = mean[np.isfinite(mean)]
-    assert np.all(np.diff(mean) < 0) and mean[0] <= 1.0
 
 
 def test_renderers_write_pngs(tmp_path):
@@ -70,7 +47,8 @@ def test_renderers_write_pngs(tmp_path):
     logs = {"baseline": pd.DataFrame({"step": [10, 20], "loss": [1.0, 0.5], "mse": [0.9, 0.4]}),
             "B-maps": pd.DataFrame({"step": [10, 20], "loss": [1.1, 0.6], "mse": [1.0, 0.5]})}
     assert _png_size(F.render_training_curves(logs, tmp_path / "c.png"))[0] > 100
-    prof = F.profile_summary(np.stack(imgs)[:, :, 0])
+    centers = (np.arange(8) + 0.5) / 8
+    prof = (centers, np.stack(imgs)[:, :, 0].mean(0), np.stack(imgs)[:, :, 0].std(0))
     assert _png_size(F.render_depth_profile({"real": prof, "bmaps": prof}, tmp_path / "d.png"))[0] > 100
 
 
@@ -143,24 +121,33 @@ def tiny_tree(tmp_path_factory, default_config):
     cfg = json.loads(json.dumps(default_config))
     for ds in cfg["datasets"].values():
         ds["img_size"] = 16
-    cfg["model"].update(channels=[8, 8], attention_levels=[False, False], num_head_channels=8, norm_num_groups=4)
     cfg["diffusion"]["num_steps"] = 20
-    cfg["sample"]["steps"] = "ddim5"
     root = tmp_path_factory.mktemp("tree")
     return cfg, make_results_tree(root, cfg)
 
 
+def prepared_dataset(layout, d: str):
+    from sonodiff.contracts.dataset import PreparedDataset
+
+    return PreparedDataset(*(layout(f"dataset_{k}", dataset=d) for k in ("manifest", "info", "sector")))
+
+
 def test_dataset_figures_from_the_results_tree(tiny_tree, tmp_path):
+    from sonodiff.contracts.layout import Layout
+    from sonodiff.contracts.manifest import read_manifest
     from sonodiff.report.dataset_figures import qualitative_rows, render_dataset_figures
-    from sonodiff.manifest import read_manifest
 
     cfg, results = tiny_tree
+    L = Layout(str(results))
     for d in sorted(cfg["datasets"]):           # one convex, one linear probe
-        samples = {v: results / "samples" / d / v / "manifest.csv" for v in ("baseline", "bmaps")}
+        variants = ("baseline", "bmaps")
+        samples = {v: L("samples_manifest", dataset=d, variant=v) for v in variants}
         outs = {k: tmp_path / d / f"{k}.png" for k in ("qualitative", "training", "depth_profile")}
         grids = {v: tmp_path / d / f"grid_{v}.png" for v in samples}
-        render_dataset_figures(dataset=d, data_dir=results / "data" / d, samples=samples,
-                               train_logs={v: results / "models" / d / v / "train_log.csv" for v in samples},
+        prepared = prepared_dataset(L, d)
+        render_dataset_figures(dataset=d, prepared=prepared, samples=samples,
+                               train_logs={v: L("train_log", dataset=d, variant=v) for v in variants},
+                               metrics={v: L("metrics_record", dataset=d, variant=v) for v in variants},
                                outputs=outs, sample_grids=grids, n_examples=2, n_grid=4)
         for p in list(outs.values()) + list(grids.values()):
             assert _png_size(p)[0] > 100
@@ -175,32 +162,57 @@ def test_dataset_figures_from_the_results_tree(tiny_tree, tmp_path):
         np.testing.assert_allclose(rows[0][2], F.load_gray(frames["bmaps"].set_index("sample_id").loc[key, "image"]))
 
 
+def test_depth_profile_is_drawn_from_the_metrics_records(tiny_tree, tmp_path):
+    from sonodiff.contracts.layout import Layout
+    from sonodiff.io import read_json, write_json
+    from sonodiff.report.dataset_figures import depth_profile_of, render_depth_from_files
+
+    _, results = tiny_tree
+    record = Layout(str(results))("metrics_record", dataset="phantom_camus", variant="bmaps")
+    stored = read_json(record)
+    stored["physics"]["depth_profile"]["real"][0] = None          # a bin no real image reaches (JSON null)
+    write_json(tmp_path / "null.json", stored)
+    curves = depth_profile_of(tmp_path / "null.json")
+    profile = stored["physics"]["depth_profile"]
+    assert len(curves["depth"]) == len(profile["real_std"]) and np.isnan(curves["real"][0])
+    np.testing.assert_allclose(curves["synthetic_std"], profile["synthetic_std"])
+    out = render_depth_from_files({"bmaps": record, "other": tmp_path / "null.json"}, tmp_path / "d.png", "t")
+    assert _png_size(out)[0] > 100
+    old = read_json(record)
+    del old["physics"]["depth_profile"]["real_std"]
+    write_json(tmp_path / "old.json", old)
+    with pytest.raises(InputError, match="real_std.*rerun compute_metrics"):
+        render_depth_from_files({"bmaps": tmp_path / "old.json"}, tmp_path / "e.png", "t")
+    assert not (tmp_path / "e.png").exists()
+
+
 def test_process_and_reverse_figures_from_the_results_tree(tiny_tree, tmp_path):
     from sonodiff.config import resolve
+    from sonodiff.contracts.layout import Layout
     from sonodiff.report.paper_figures import render_process_figures, render_reverse_from_files
 
     cfg, results = tiny_tree
+    L = Layout(str(results))
     d = "phantom_camus"
-    render_process_figures(resolve(cfg, d, "bmaps"), results / "data" / d, tmp_path / "b.png", tmp_path / "f.png")
+    prepared = prepared_dataset(L, d)
+    render_process_figures(resolve(cfg, d, "bmaps"), prepared, tmp_path / "b.png", tmp_path / "f.png")
     assert _png_size(tmp_path / "b.png")[0] > 100 and _png_size(tmp_path / "f.png")[0] > 100
-    models = {v: results / "models" / d / v / "model.pt" for v in ("baseline", "bmaps")}
-    out = render_reverse_from_files(models, results / "data" / d, tmp_path / "r.png", d, num_snapshots=4,
-                                    device="cpu")
+    snapshots = {v: L("snapshots", dataset=d, variant=v) for v in ("baseline", "bmaps")}
+    out = render_reverse_from_files(snapshots, prepared.sector_id, tmp_path / "r.png", d)
     w, h = _png_size(out)
     assert w > 1.5 * h                        # 2 rows (variants) of 1 + 4 columns
 
 
-def test_reverse_snapshots_start_from_the_same_noise_and_end_at_x0(tiny_tree):
-    from sonodiff.report.paper_figures import reverse_snapshots
-    from sonodiff.sample import load_model
+def test_reverse_figure_columns_are_the_snapshot_steps_then_x0(tmp_path):
+    from sonodiff.contracts.samples import FINAL_STEP, write_snapshots
+    from sonodiff.report.paper_figures import column_names, render_reverse_from_files
 
-    cfg, results = tiny_tree
-    d = "phantom_camus"
-    lab = np.asarray(Image.open(sorted((results / "data" / d / "labels").iterdir())[0]), dtype=np.int64)
-    out = {v: reverse_snapshots(load_model(results / "models" / d / v / "model.pt"), lab, 4, seed=0)
-           for v in ("baseline", "bmaps")}
-    names, frames = out["bmaps"]
-    assert names[-1] == "x_0" and len(names) == frames.shape[0] == 4
-    assert names[0] >= 15 and all(a > b for a, b in zip(names[:-2], names[1:-1]))  # from x_T down
-    np.testing.assert_allclose(out["baseline"][1][0], frames[0])   # same x_T for both variants
-    assert np.abs(frames[-1]).max() <= 1.0 + 1e-6                  # clipped x_0
+    assert column_names([99, 50, 0, FINAL_STEP]) == [99, 50, 0, "x_0"]
+    frames = np.zeros((3, 8, 8), np.float32)
+    write_snapshots(tmp_path / "a.npz", [9, 4, FINAL_STEP], frames, None)
+    write_snapshots(tmp_path / "b.npz", [9, 5, FINAL_STEP], frames, np.ones((8, 8), np.int64))
+    out = render_reverse_from_files({"a": tmp_path / "a.npz"}, None, tmp_path / "r.png", "d")
+    assert _png_size(out)[0] > 100
+    with pytest.raises(InputError, match="other variants at"):
+        render_reverse_from_files({"a": tmp_path / "a.npz", "b": tmp_path / "b.npz"}, 2, tmp_path / "x.png", "d")
+    assert not (tmp_path / "x.png").exists()

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from sonodiff.errors import InputError
-from sonodiff.manifest import write_manifest
+from sonodiff.contracts.manifest import write_manifest
 
 # ----------------------------------------------------------------------------- tiny data
 
@@ -82,7 +82,7 @@ def make_prepared(root: Path, splits: dict[str, str], per_patient: int = 2, kind
 def make_augment_and_samples(root: Path, prepared_manifest: Path, variant: str, copies: int = 2,
                              kind: str = "camus", seed: int = 1) -> tuple[Path, Path]:
     """Augmented maps of the train/val rows (here: copies of the maps) and samples of them."""
-    from sonodiff.manifest import read_manifest
+    from sonodiff.contracts.manifest import read_manifest
 
     rng = np.random.default_rng(seed)
     prep = read_manifest(prepared_manifest)
@@ -118,12 +118,15 @@ def tiny(tmp_path):
 # ----------------------------------------------------------------------------- Dice
 
 def test_camus_structures_from_dataset_json(tiny):
-    from sonodiff.segment.evaluate import num_classes, structure_definitions
+    from sonodiff.contracts.dataset import PreparedDataset
+    from sonodiff.segment.evaluate import structure_definitions
 
     s = structure_definitions(tiny["info"])
     assert list(s) == ["lv_endo", "lv_epi", "la"]
     assert s["lv_epi"]["ids"] == [1, 2] and s["lv_endo"]["ids"] == [1] and s["la"]["ids"] == [3]
-    assert num_classes(tiny["info"]) == 5          # background, 3 structures, sector
+    assert PreparedDataset.in_dir(tiny["manifest"].parent).num_classes == 5  # background, 3 structures, sector
+    with pytest.raises(InputError, match="info.json: no structures"):
+        structure_definitions({"format": "folder", "labels": {"background": 0}}, "info.json")
     generic = structure_definitions({"format": "segthy", "labels": {"background": 0, "thyroid": 1, "carotid": 2,
                                      "jugular": 3, "sector": 4},
                                      "structures": {"jugular": 3, "thyroid": 1, "carotid": 2}})
@@ -351,7 +354,9 @@ def test_table_layout_has_our_rows_paired_difference_and_published_rows(tmp_path
     assert "| Stojanovski et al. 2023, all SDM frames (published, CAMUS) | 88.5 ± 6.0 | 92.3 ± 3.9 | 86.3 ± 10.7 | 89.0 ± 2.5 |" in md
     assert "79.4 ± 9.9 | 88.6 ± 5.4 | 71.3 ± 23.7 | 79.7 ± 7.1" in md
     tex = out["tex"].read_text()
-    assert "$LV_{endo}$ & $LV_{epi}$ & $LA$" in tex and "$88.5 \\pm 6.0$" in tex
+    assert "$LV_{endo}$ & $LV_{epi}$ & $LA$" in tex and "88.5 $\\pm$ 6.0 & 92.3 $\\pm$ 3.9" in tex
+    assert f"real & {100 * (base[:, 0] + 0.05).mean():.1f} $\\pm$" in tex and "{\\tiny [" in tex  # ours
+    assert "Paired rows" in md and "Published rows" in md            # notes of the kinds of row present
     assert "synthetic\\_bmaps" in tex and tex.count("\\begin{tabular}") == 1
 
 

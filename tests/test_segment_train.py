@@ -77,16 +77,19 @@ def test_whole_job_then_table_and_figure(tmp_path):
     from sonodiff.segment.figures import segment_figures
     from sonodiff.segment.train import load_segmenter, run_segmentation
 
+    from sonodiff.contracts.dataset import PreparedDataset
+    from sonodiff.contracts.segmentation import read_predictions
+
     manifest = make_prepared(tmp_path, SPLITS, per_patient=2, kind="camus")
     _, samples = make_augment_and_samples(tmp_path, manifest, "bmaps", copies=1)
-    info = manifest.parent / "dataset.json"
+    dataset = PreparedDataset.in_dir(manifest.parent)
     cfg = {"dataset": "tiny", "device": "cpu", "metrics": {"bootstrap": 50},
            "segment": TINY | {"epochs": 2, "sources": ["real", "synthetic_bmaps"]}}
-    layout = {"tiny": {"manifest": str(manifest), "figure": str(tmp_path / "fig" / "tiny.png"),
-                       "metrics": {}, "predictions": {}}}
+    layout = {"tiny": {"manifest": str(manifest), "info": str(dataset.info_path), "sector": str(dataset.sector_path),
+                       "figure": str(tmp_path / "fig" / "tiny.png"), "metrics": {}, "predictions": {}}}
     for source in ("real", "synthetic_bmaps"):
         out = tmp_path / "segment" / source
-        m = run_segmentation(manifest, info, source, {"bmaps": samples}, cfg, out / "metrics.json",
+        m = run_segmentation(dataset, source, {"bmaps": samples}, cfg, out / "metrics.json",
                              out / "model.pt", out / "predictions.npz", threads=1, progress=False)
         layout["tiny"]["metrics"][source] = str(out / "metrics.json")
         layout["tiny"]["predictions"][source] = str(out / "predictions.npz")
@@ -97,8 +100,10 @@ def test_whole_job_then_table_and_figure(tmp_path):
         assert stored["source"] == source and stored["format"] == "camus"
         _, ckpt = load_segmenter(out / "model.pt")
         assert ckpt["meta"]["source"] == source
-        with np.load(out / "predictions.npz") as npz:
-            assert npz["pred"].shape == (4, 32, 32) and npz["pred"].max() < 5
+        preds = read_predictions(out / "predictions.npz")
+        assert list(preds) == m["per_image"]["sample_id"]
+        assert all(p.shape == (32, 32) and p.max() < 5 for p in preds.values())
+        assert (out / "checkpoints" / "last.pt").is_file()
     write_segmentation_table(layout["tiny"]["metrics"].values(), tmp_path / "t.csv", tmp_path / "t.md",
                              tmp_path / "t.tex")
     assert "synthetic_bmaps" in (tmp_path / "t.md").read_text()

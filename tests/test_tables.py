@@ -10,7 +10,8 @@ import pytest
 
 from sonodiff.io import write_json
 from sonodiff.report import published as pub
-from sonodiff.report.tables import Cell, Table, fid_table, make_tables, paired_table, to_latex, to_markdown
+from sonodiff.report.table_writer import Cell, Table, to_latex, to_markdown
+from sonodiff.report.tables import fid_table, make_tables, paired_table
 
 NO_WEIGHTS = "FID needs pt_inception-2015-12-05-6726825d.pth, not found"
 
@@ -135,3 +136,22 @@ def test_missing_value_and_na_render_differently():
     md = to_markdown(table)
     assert "| x | 1.000 [0.500, 1.500] | – | n/a [1] |" in md and "[1] n/a: why" in md
     assert r"1.000 {\tiny [0.500, 1.500]} & -- & n/a$^{1}$" in to_latex(table)
+
+
+def test_spread_cells_digits_tex_labels_and_several_tables_in_one_file(tmp_path):
+    from sonodiff.report.table_writer import tex_escape, write_table
+
+    spread = Table("s", "Dice (%)", ["source"], [("LV endo",), ("Mean",)], digits=1, scientific_below=0.0,
+                   tex_labels={"LV endo": "$LV_{endo}$"},
+                   rows=[(["real_x"], [Cell(85.42, [83.26, 87.64], std=5.87), Cell(0.004, std=0.7)])])
+    md = to_markdown(spread)
+    assert "| real_x | 85.4 ± 5.9 [83.3, 87.6] | 0.0 ± 0.7 |" in md      # fixed point: no 4.00e-03
+    tex = to_latex(spread)
+    assert "source & $LV_{endo}$ & Mean" in tex
+    assert r"real\_x & 85.4 $\pm$ 5.9 {\tiny [83.3, 87.6]} & 0.0 $\pm$ 0.7" in tex
+    assert tex_escape("a_b ± 5% <x>") == r"a\_b $\pm$ 5\% $<$x$>$"
+    other = Table("t", "second", ["row"], [("a",)], rows=[(["y"], [Cell(0.001)])])
+    write_table([spread, other], {"md": tmp_path / "t.md", "tex": tmp_path / "t.tex"})
+    assert (tmp_path / "t.md").read_text() == md + "\n" + to_markdown(other)
+    assert "1.00e-03" in to_markdown(other)                                 # the paper tables' default
+    assert (tmp_path / "t.tex").read_text().count("\\begin{table}") == 2

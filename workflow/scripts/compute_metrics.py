@@ -2,6 +2,7 @@
 
 import torch
 
+from sonodiff.contracts.dataset import PreparedDataset
 from sonodiff.metrics.evaluate import compute_metrics
 from sonodiff.rule import run_rule
 
@@ -10,9 +11,7 @@ def main(smk):
     torch.set_num_threads(smk.threads)
     compute_metrics(
         samples_manifest=smk.input.samples,
-        dataset_manifest=smk.input.manifest,
-        dataset_json=smk.input.info,
-        sector_png=smk.input.sector,
+        dataset=PreparedDataset(smk.input.manifest, smk.input.info, smk.input.sector),
         real_stats=smk.input.stats,
         cfg=smk.params.cfg,
         out=smk.output.json,

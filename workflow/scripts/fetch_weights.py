@@ -5,13 +5,13 @@ fails with the file names and where to put them (``missing_weights: fail``), or 
 file saying what is missing (``na``).
 """
 
-from sonodiff.io import write_json
+from sonodiff.contracts.metrics_record import write_weights_status
 from sonodiff.metrics.weights import fetch_weights
 from sonodiff.rule import run_rule
 
 
 def main(smk):
-    write_json(smk.output[0], fetch_weights(smk.params.metrics))
+    write_weights_status(smk.output[0], fetch_weights(smk.params.metrics))
 
 
 run_rule(snakemake, main)  # noqa: F821 (injected by Snakemake)

@@ -1,13 +1,13 @@
 """Rule paper_figures: B-maps across time and the forward process of one dataset (figs. 1-2)."""
 
-from pathlib import Path
-
+from sonodiff.contracts.dataset import PreparedDataset
 from sonodiff.report.paper_figures import render_process_figures
 from sonodiff.rule import run_rule
 
 
 def main(smk):
-    render_process_figures(smk.params.cfg, Path(smk.input.info).parent, smk.output.bmaps, smk.output.forward)
+    dataset = PreparedDataset(smk.input.manifest, smk.input.info, smk.input.sector)
+    render_process_figures(smk.params.cfg, dataset, smk.output.bmaps, smk.output.forward)
 
 
 run_rule(snakemake, main)  # noqa: F821 (injected by Snakemake)

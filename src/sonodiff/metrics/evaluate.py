@@ -1,19 +1,21 @@
 """The metrics stage: real-set FID statistics, and every figure of one dataset and variant.
 
-Inputs are files only (DESIGN.md): the prepared dataset (``manifest.csv``, ``dataset.json``,
-``sector.png``) and a samples manifest. The evaluated images are the samples with
-``split == val`` (the validation patients' augmented label maps; all samples of an
+Inputs are files only: the prepared dataset (:class:`~sonodiff.contracts.dataset.PreparedDataset`)
+and a samples manifest (:mod:`sonodiff.contracts.samples`). The evaluated images are the samples
+with ``split == val`` (the validation patients' augmented label maps; all samples of an
 unconditional model, whose manifest has no split); the real set is the prepared dataset's
-``val`` images with their own label maps, and each sample is paired with ``real_image``, the
-real image of the label map it was generated from.
+``val`` images with their own label maps, in manifest order, and each sample is paired with
+``real_image``, the real image of the label map it was generated from.
 
-``real_fid_stats.npz`` holds, for each FID dimension d: ``mu_<d>``, ``sigma_<d>`` (pytorch-fid's
-statistics) and ``features_<d>`` (kept for bootstrap intervals), plus ``status`` ("ok" or "n/a"),
-``reason``, ``split``, ``sample_ids``, ``dims`` and ``weights_sha256`` of the Inception file.
+The real set's FID statistics (:func:`sonodiff.contracts.metrics_record.write_fid_stats`) hold,
+for each FID dimension d: ``mu_<d>``, ``sigma_<d>`` (pytorch-fid's statistics) and
+``features_<d>`` (kept for bootstrap intervals), plus ``status`` ("ok" or "n/a"), ``reason``,
+``split``, ``sample_ids``, ``dims`` and ``weights_sha256`` of the Inception file.
 
-``{variant}.json`` holds figures (see :mod:`sonodiff.metrics.bootstrap`) under ``fid.<dim>``,
-``paired.<metric>.<mean|std|range>`` and ``physics...`` (see :mod:`sonodiff.metrics.physics`),
-with the counts, the weights' status and the metrics config.
+The metrics record (:func:`sonodiff.contracts.metrics_record.write_metrics_record`) holds figures
+(see :mod:`sonodiff.stats`) under ``fid.<dim>``, ``paired.<metric>.<mean|std|range>`` and
+``physics...`` (see :mod:`sonodiff.metrics.physics`), with the counts, the weights' status and the
+metrics config.
 """
 
 from __future__ import annotations
@@ -21,57 +23,43 @@ from __future__ import annotations
 import functools
 import logging
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
-import torch
-from PIL import Image
+import pandas as pd
 
+from sonodiff.contracts.dataset import PreparedDataset
+from sonodiff.contracts.manifest import read_manifest
+from sonodiff.contracts.metrics_record import read_fid_stats, write_fid_stats, write_metrics_record
+from sonodiff.contracts.samples import read_samples
+from sonodiff.device import resolve_device
 from sonodiff.errors import InputError
-from sonodiff.io import atomic_path, read_json, write_json
-from sonodiff.manifest import read_manifest
+from sonodiff.io import read_pngs
 from sonodiff.metrics import fid as fidlib
 from sonodiff.metrics import paired, physics
-from sonodiff.metrics.bootstrap import bootstrap_ci, figure, not_available
 from sonodiff.metrics.weights import WEIGHTS, file_sha256, missing_reason, missing_reasons, weight_path, weight_status
+from sonodiff.stats import bootstrap_ci, figure, not_available
 
 log = logging.getLogger(__name__)
 
 REAL_SPLIT = "val"
+SAMPLE_COLUMNS = ("sample_id", "image", "label", "real_image", "split")
 
 
-def load_gray(paths: Sequence[str], where: str | Path) -> np.ndarray:
-    """Read 8-bit grayscale images of one size into (N, H, W) uint8."""
-    images = []
-    for path in paths:
-        try:
-            with Image.open(path) as img:
-                images.append(np.asarray(img.convert("L")))
-        except (OSError, ValueError) as err:
-            raise InputError(path or where, f"unreadable image listed in {where} ({err})") from err
-    shapes = {a.shape for a in images}
-    if len(shapes) > 1:
-        raise InputError(where, f"images of different sizes {sorted(shapes)}")
-    return np.stack(images) if images else np.zeros((0, 0, 0), np.uint8)
+def _device(cfg: Mapping) -> str:
+    return str(resolve_device(cfg["device"]))
 
 
-def pick_device(name: str) -> str:
-    """``auto`` -> cuda when available, else cpu."""
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
-
-def _real_rows(dataset_manifest: str | Path):
-    df = read_manifest(dataset_manifest, required=["sample_id", "split", "image", "label"])
+def _real_rows(dataset: PreparedDataset) -> pd.DataFrame:
+    """The real set: the prepared ``val`` rows in manifest order (the FID features' order)."""
+    df = read_manifest(dataset.manifest, required=["sample_id", "split", "image", "label"])
     real = df[df["split"] == REAL_SPLIT]
     if real.empty:
-        raise InputError(dataset_manifest, f"no {REAL_SPLIT} images for the real set")
+        raise InputError(dataset.manifest, f"no {REAL_SPLIT} images for the real set")
     return real
 
 
-def write_real_fid_stats(dataset_manifest: str | Path, cfg: Mapping, out: str | Path,
-                         progress: bool = True) -> dict:
+def write_real_fid_stats(dataset: PreparedDataset, cfg: Mapping, out: str | Path, progress: bool = True) -> dict:
     """Inception statistics of the real ``val`` images to ``out`` (npz); returns them.
 
     Without the Inception weights: raises under ``missing_weights: fail``, else writes
@@ -79,7 +67,7 @@ def write_real_fid_stats(dataset_manifest: str | Path, cfg: Mapping, out: str | 
     """
     metrics = cfg["metrics"]
     dims = [int(d) for d in metrics["fid_dims"]]
-    real = _real_rows(dataset_manifest)
+    real = _real_rows(dataset)
     arrays: dict[str, np.ndarray] = {
         "split": np.array(REAL_SPLIT), "sample_ids": np.array(real["sample_id"].tolist()),
         "dims": np.array(dims), "status": np.array("ok"), "reason": np.array(""),
@@ -92,31 +80,20 @@ def write_real_fid_stats(dataset_manifest: str | Path, cfg: Mapping, out: str | 
     else:
         weights = weight_path(metrics, "inception")
         model = fidlib.build_inception(weights, dims)
-        images = load_gray(real["image"].tolist(), dataset_manifest)
-        feats = fidlib.inception_features(model, images, dims, metrics["batch_size"],
-                                          pick_device(cfg["device"]), progress)
+        feats = fidlib.inception_features(model, dataset.images(real), dims, metrics["batch_size"],
+                                          _device(cfg), progress)
         for d in dims:
             mu, sigma = fidlib.statistics(feats[d])
             arrays[f"mu_{d}"], arrays[f"sigma_{d}"], arrays[f"features_{d}"] = mu, sigma, feats[d]
         arrays["weights_sha256"] = np.array(file_sha256(weights))
-    with atomic_path(out) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)
+    write_fid_stats(out, arrays)
     return arrays
-
-
-def read_real_fid_stats(path: str | Path) -> dict[str, np.ndarray]:
-    """Load ``real_fid_stats.npz`` (no pickles)."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except (OSError, ValueError) as err:
-        raise InputError(path, f"unreadable FID statistics ({err})") from err
 
 
 def _fid_figures(cfg: Mapping, stats_path: str | Path, syn_images: np.ndarray, progress: bool) -> dict:
     metrics = cfg["metrics"]
     dims = [int(d) for d in metrics["fid_dims"]]
-    stats = read_real_fid_stats(stats_path)
+    stats = read_fid_stats(stats_path)
     if str(stats["status"]) != "ok":
         return {str(d): not_available(str(stats["reason"])) for d in dims}
     reason = missing_reason(metrics, "fid")
@@ -131,8 +108,7 @@ def _fid_figures(cfg: Mapping, stats_path: str | Path, syn_images: np.ndarray, p
     if len(syn_images) < 2:
         return {str(d): not_available("fewer than 2 synthetic images") for d in dims}
     model = fidlib.build_inception(weights, dims)
-    feats = fidlib.inception_features(model, syn_images, dims, metrics["batch_size"],
-                                      pick_device(cfg["device"]), progress)
+    feats = fidlib.inception_features(model, syn_images, dims, metrics["batch_size"], _device(cfg), progress)
     out = {}
     for d in dims:
         mu, sigma = fidlib.statistics(feats[d])
@@ -158,8 +134,7 @@ def _paired_figures(cfg: Mapping, syn: np.ndarray, real: np.ndarray, progress: b
     reason = missing_reason(metrics, "lpips")
     if reason is None:
         model = paired.build_lpips(weight_path(metrics, "alexnet"), weight_path(metrics, "lpips_linear"))
-        per_pair["lpips"] = paired.lpips_per_image(model, syn, real, metrics["batch_size"],
-                                                   pick_device(cfg["device"]), progress)
+        per_pair["lpips"] = paired.lpips_per_image(model, syn, real, metrics["batch_size"], _device(cfg), progress)
     else:
         per_pair["lpips"] = reason
     out = {}
@@ -173,31 +148,33 @@ def _paired_figures(cfg: Mapping, syn: np.ndarray, real: np.ndarray, progress: b
     return out
 
 
-def evaluate(samples_manifest: str | Path, dataset_manifest: str | Path, dataset_json: str | Path,
-             sector_png: str | Path, real_stats: str | Path, cfg: Mapping, progress: bool = True) -> dict:
-    """Every figure of one dataset and variant (see the module docstring)."""
-    metrics = cfg["metrics"]
-    missing_reasons(metrics)  # under missing_weights: fail, stop at once naming every missing file
-    samples = read_manifest(samples_manifest, required=["sample_id", "image", "label", "real_image", "split"])
+def _evaluated_samples(samples_manifest: str | Path) -> pd.DataFrame:
+    samples = read_samples(samples_manifest, required=SAMPLE_COLUMNS)
     if (samples["split"] != "").any():
         samples = samples[samples["split"] == REAL_SPLIT]
     if samples.empty:
         raise InputError(samples_manifest, f"no {REAL_SPLIT} samples to evaluate")
-    real = _real_rows(dataset_manifest)
-    info = read_json(dataset_json)
-    label_names = {int(v): k for k, v in info.get("labels", {}).items() if int(v) != 0}
-    probe = (info.get("probe") or {}).get("type", "convex")
-    with Image.open(sector_png) as img:
-        sector = np.asarray(img.convert("L")) > 127
+    return samples
 
-    syn_images = load_gray(samples["image"].tolist(), samples_manifest)
-    real_images = load_gray(real["image"].tolist(), dataset_manifest)
+
+def evaluate(samples_manifest: str | Path, dataset: PreparedDataset, real_stats: str | Path, cfg: Mapping,
+             progress: bool = True) -> dict:
+    """Every figure of one dataset and variant (see the module docstring)."""
+    metrics = cfg["metrics"]
+    missing_reasons(metrics)  # under missing_weights: fail, stop at once naming every missing file
+    samples = _evaluated_samples(samples_manifest)
+    real = _real_rows(dataset)
+    label_names = dataset.label_names
+    sector = dataset.sector()
+
+    syn_images = read_pngs(samples["image"].tolist(), samples_manifest)
+    real_images = dataset.images(real)
     if syn_images.shape[1:] != real_images.shape[1:] or sector.shape != real_images.shape[1:]:
         raise InputError(samples_manifest, f"synthetic images {syn_images.shape[1:]}, real images "
                          f"{real_images.shape[1:]} and sector {sector.shape} differ in size")
     has_labels = bool(label_names) and (samples["label"] != "").all() and (real["label"] != "").all()
-    syn_labels = load_gray(samples["label"].tolist(), samples_manifest) if has_labels else None
-    real_labels = load_gray(real["label"].tolist(), dataset_manifest) if has_labels else None
+    syn_labels = read_pngs(samples["label"].tolist(), samples_manifest) if has_labels else None
+    real_labels = dataset.label_maps(real) if has_labels else None
 
     result: dict = {
         "dataset": cfg["dataset"], "variant": cfg["variant"], "split": REAL_SPLIT,
@@ -208,7 +185,7 @@ def evaluate(samples_manifest: str | Path, dataset_manifest: str | Path, dataset
     }
     result["fid"] = _fid_figures(cfg, real_stats, syn_images, progress)
     if (samples["real_image"] != "").all():
-        pairs_real = load_gray(samples["real_image"].tolist(), samples_manifest)
+        pairs_real = read_pngs(samples["real_image"].tolist(), samples_manifest)
         if pairs_real.shape[1:] != syn_images.shape[1:]:
             raise InputError(samples_manifest, "real_image and image sizes differ")
         result["n_pairs"] = int(len(samples))
@@ -218,16 +195,15 @@ def evaluate(samples_manifest: str | Path, dataset_manifest: str | Path, dataset
         result["n_pairs"] = 0
         result["paired"] = {m: {s: not_available(reason) for s in paired.STATS} for m in ("lpips", "ssim", "psnr")}
     result["physics"] = physics.physics_metrics(
-        syn_images, syn_labels, real_images, real_labels, sector, probe, label_names,
+        syn_images, syn_labels, real_images, real_labels, sector, dataset.probe.value, label_names,
         metrics["dynamic_range_db"], metrics["bootstrap"], cfg["seed"], progress)
     result["config"] = dict(metrics)
     return result
 
 
-def compute_metrics(samples_manifest: str | Path, dataset_manifest: str | Path, dataset_json: str | Path,
-                    sector_png: str | Path, real_stats: str | Path, cfg: Mapping, out: str | Path,
-                    progress: bool = True) -> dict:
-    """:func:`evaluate`, written to ``out`` as JSON."""
-    result = evaluate(samples_manifest, dataset_manifest, dataset_json, sector_png, real_stats, cfg, progress)
-    write_json(out, result)
+def compute_metrics(samples_manifest: str | Path, dataset: PreparedDataset, real_stats: str | Path,
+                    cfg: Mapping, out: str | Path, progress: bool = True) -> dict:
+    """:func:`evaluate`, written to ``out`` as the metrics record."""
+    result = evaluate(samples_manifest, dataset, real_stats, cfg, progress)
+    write_metrics_record(out, result)
     return result

@@ -1,7 +1,7 @@
 """Ultrasound-physics metrics: do synthetic images behave like B-mode images? No weights needed.
 
 Each metric is computed per image first (arrays with images on the first axis), then reduced
-to one set-level figure, so that :mod:`sonodiff.metrics.bootstrap` can resample images. Pixel
+to one set-level figure, so that :mod:`sonodiff.stats` can resample images. Pixel
 values p are uint8 grayscale; intensities are p / 255. Only pixels inside the imaging sector
 (``sector.png``) or inside a labelled region count; label 0 (outside the sector) never does.
 
@@ -10,7 +10,8 @@ Depth profile
     (:func:`sonodiff.diffusion.depth_from_sector_mask`: rows for a linear probe, distance from the
     fan apex for a convex one), cut into B = H equal bins. The profile of an image is its mean
     intensity per bin, P(b) = mean{p / 255 : pixel in the sector with depth bin b}; a set's
-    profile is the mean over images. The figure is the L1 distance between the synthetic and the
+    profile is the mean over images (the record also keeps the standard deviation over images per
+    bin, which the report draws as a band). The figure is the L1 distance between the synthetic and the
     real set's profiles averaged over bins, L1 = (1/B) sum_b |P_syn(b) - P_real(b)|.
 
 Speckle statistics
@@ -53,7 +54,7 @@ from scipy.stats import wasserstein_distance
 from tqdm import tqdm
 
 from sonodiff.diffusion.depth import depth_from_sector_mask
-from sonodiff.metrics.bootstrap import figure
+from sonodiff.stats import figure
 
 RAYLEIGH_SNR = math.sqrt(math.pi / (4.0 - math.pi))  # 1.9131
 MIN_PIXELS = 16
@@ -97,6 +98,15 @@ def depth_profiles(images: np.ndarray, bins: np.ndarray) -> np.ndarray:
         sums[i] = np.bincount(index, weights=v, minlength=n_bins)
     with np.errstate(invalid="ignore", divide="ignore"):
         return sums / counts
+
+
+def profile_curves(p_syn: np.ndarray, p_real: np.ndarray) -> dict[str, list[float]]:
+    """The set profiles the report draws: per bin b, the mean over images P(b) = mean_i P_i(b)
+    (``synthetic``, ``real``) and the standard deviation over images (ddof 0) s(b) (``synthetic_std``,
+    ``real_std``), images without sector pixels in bin b left out; NaN where no image has any."""
+    with _quiet():
+        return {"synthetic": np.nanmean(p_syn, axis=0).tolist(), "real": np.nanmean(p_real, axis=0).tolist(),
+                "synthetic_std": np.nanstd(p_syn, axis=0).tolist(), "real_std": np.nanstd(p_real, axis=0).tolist()}
 
 
 def profile_l1(p_syn: np.ndarray, p_real: np.ndarray) -> float:
@@ -209,11 +219,10 @@ def physics_metrics(
     out: dict = {}
     bins = depth_bins(sector, probe)
     p_syn, p_real = depth_profiles(syn_images, bins), depth_profiles(real_images, bins)
-    with _quiet():
-        curves = {"synthetic": np.nanmean(p_syn, axis=0).tolist(), "real": np.nanmean(p_real, axis=0).tolist()}
     out["depth_profile"] = {
         "l1": figure(profile_l1, [p_syn, p_real], resamples, seed),
-        "probe": probe, "depth": ((np.arange(p_syn.shape[1]) + 0.5) / p_syn.shape[1]).tolist(), **curves,
+        "probe": probe, "depth": ((np.arange(p_syn.shape[1]) + 0.5) / p_syn.shape[1]).tolist(),
+        **profile_curves(p_syn, p_real),
     }
     ids = [i for i in sorted(label_names) if i != 0]
     if syn_labels is None or real_labels is None or not ids:
@@ -263,6 +272,6 @@ def physics_metrics(
 
 __all__ = [
     "RAYLEIGH_SNR", "depth_bins", "depth_profiles", "envelope", "gcnr", "gcnr_per_image",
-    "label_histograms", "physics_metrics", "pooled_wasserstein", "profile_l1",
+    "label_histograms", "physics_metrics", "pooled_wasserstein", "profile_curves", "profile_l1",
     "speckle_snr",
 ]

@@ -1,26 +1,34 @@
 """The report's figures of one dataset, read from the results tree.
 
-Reads only the on-disk contracts (DESIGN.md): the prepared dataset (``dataset.json``,
-``manifest.csv``, ``sector.png``), each variant's samples manifest and training log. Drawing is
-left to :mod:`sonodiff.report.figures`; the B-map and forward-process figures (Domínguez et al.
-figs. 1-2) to :mod:`sonodiff.diffusion.figures`.
+Reads only the on-disk contracts: the prepared dataset
+(:class:`~sonodiff.contracts.dataset.PreparedDataset`), each variant's samples manifest
+(:mod:`sonodiff.contracts.samples`), training log (:mod:`sonodiff.contracts.model_file`) and
+metrics record (:mod:`sonodiff.contracts.metrics_record`, whose depth profiles are drawn as they
+are: the plot shows what the physics table's L1 measures). Drawing is left to
+:mod:`sonodiff.report.figures`; the B-map and forward-process figures (Domínguez et al. figs. 1-2)
+to :mod:`sonodiff.diffusion.figures`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from sonodiff.contracts.dataset import PreparedDataset
+from sonodiff.contracts.metrics_record import read_metrics_record
+from sonodiff.contracts.model_file import read_training_log
+from sonodiff.contracts.samples import read_samples
 from sonodiff.errors import InputError
-from sonodiff.io import read_json
-from sonodiff.manifest import read_manifest
+from sonodiff.plotting import colorize_labels
 from sonodiff.report import figures as F
 
 #: Column titles of the qualitative grid for the usual variant names (others keep their name).
 VARIANT_TITLES = {"baseline": "baseline", "bmaps": "B-maps"}
+#: Keys of a metrics record's ``physics.depth_profile`` that the depth figure draws.
+PROFILE_KEYS = ("depth", "real", "real_std", "synthetic", "synthetic_std")
 
 
 def variant_title(name: str) -> str:
@@ -77,7 +85,7 @@ def qualitative_rows(samples: Mapping[str, pd.DataFrame], n: int, sector_id: int
     rows = []
     for k in chosen:
         rec = first.loc[k]
-        row = [F.colorize_labels(F.load_labels(rec["label"]), sector_id)]
+        row = [colorize_labels(F.load_labels(rec["label"]), sector_id)]
         row += [F.load_gray(indexed[v].loc[k, "image"]) for v in variants]
         real = rec.get("real_image", "")
         row.append(F.load_gray(real) if real else np.zeros_like(row[1]))
@@ -86,16 +94,15 @@ def qualitative_rows(samples: Mapping[str, pd.DataFrame], n: int, sector_id: int
 
 
 def render_qualitative_from_files(samples: Mapping[str, str | Path], out: str | Path, dataset: str,
-                                  info: Mapping[str, Any], n: int = 4,
-                                  real_images: Sequence[str] = ()) -> Path:
-    frames = {v: read_manifest(p, required=["sample_id", "image"]) for v, p in samples.items()}
-    rows, columns = qualitative_rows(frames, n, info.get("sector_id"), real_images)
+                                  sector_id: int | None, n: int = 4, real_images: Sequence[str] = ()) -> Path:
+    frames = {v: read_samples(p, required=["sample_id", "image"]) for v, p in samples.items()}
+    rows, columns = qualitative_rows(frames, n, sector_id, real_images)
     return F.render_qualitative_grid(rows, columns, out, title=f"{dataset}: qualitative comparison")
 
 
 def render_sample_grid_from_file(manifest: str | Path, out: str | Path, title: str,
                                  sector_id: int | None, n: int = 16) -> Path:
-    df = _preferred_split(read_manifest(manifest, required=["sample_id", "image"]))
+    df = _preferred_split(read_samples(manifest, required=["sample_id", "image"]))
     chosen = df.set_index("sample_id").loc[_pick(list(df["sample_id"]), n)]
     images = [F.load_gray(p) for p in chosen["image"]]
     labels = [F.load_labels(p) for p in chosen["label"]] if _has_paths(chosen, "label") else None
@@ -103,61 +110,45 @@ def render_sample_grid_from_file(manifest: str | Path, out: str | Path, title: s
 
 
 def render_training_from_files(logs: Mapping[str, str | Path], out: str | Path, title: str) -> Path:
-    frames = {}
-    for variant, path in logs.items():
-        try:
-            frames[variant_title(variant)] = pd.read_csv(path)
-        except (OSError, ValueError, pd.errors.EmptyDataError) as err:
-            raise InputError(path, f"unreadable training log ({err})") from err
+    frames = {variant_title(variant): read_training_log(path) for variant, path in logs.items()}
     return F.render_training_curves(frames, out, title=title)
 
 
-def render_depth_from_files(samples: Mapping[str, str | Path], sector: np.ndarray, probe: str,
-                            out: str | Path, title: str, real_images: Sequence[str] = ()) -> Path:
-    """Depth profile of the real images (those paired with the samples, else ``real_images``) and
-    of every variant's samples, over the validation split where there is one. Profiles are the
-    physics metrics' (:mod:`sonodiff.metrics.physics`), so the plot shows what the table's L1 measures."""
-    from sonodiff.metrics.physics import depth_bins, depth_profiles
+def depth_profile_of(record: str | Path) -> dict[str, np.ndarray]:
+    """The depth profiles of a metrics record (:data:`PROFILE_KEYS`, null bins as NaN)."""
+    profile = read_metrics_record(record)["physics"].get("depth_profile", {})
+    missing = [k for k in PROFILE_KEYS if k not in profile]
+    if missing:
+        raise InputError(record, f"the depth profile lacks {missing}: rerun compute_metrics")
+    return {k: np.array([np.nan if v is None else v for v in profile[k]], dtype=np.float64) for k in PROFILE_KEYS}
 
-    bins = depth_bins(np.asarray(sector) > 0, probe)
 
-    def summary(paths: Sequence[str]) -> tuple:
-        return F.profile_summary(depth_profiles(np.stack([F.load_gray(p) * 255.0 for p in paths]), bins))
-
+def render_depth_from_files(metrics: Mapping[str, str | Path], out: str | Path, title: str) -> Path:
+    """Mean intensity against depth (± one standard deviation over images) of the real validation
+    images and of every variant's samples, as the metrics records hold them."""
     profiles: dict[str, tuple] = {}
-    real_paths: list[str] = []
-    for variant, path in samples.items():
-        df = _preferred_split(read_manifest(path, required=["image"]))
-        profiles[variant_title(variant)] = summary(list(df["image"]))
-        if not real_paths and _has_paths(df, "real_image"):
-            real_paths = sorted(set(df["real_image"]))
-    real_paths = real_paths or list(real_images)
-    if real_paths:
-        profiles = {"real": summary(real_paths), **profiles}
+    for variant, record in metrics.items():
+        curves = depth_profile_of(record)
+        if not profiles:
+            profiles["real"] = (curves["depth"], curves["real"], curves["real_std"])
+        profiles[variant_title(variant)] = (curves["depth"], curves["synthetic"], curves["synthetic_std"])
     return F.render_depth_profile(profiles, out, title=title)
 
 
-def render_dataset_figures(*, dataset: str, data_dir: str | Path, samples: Mapping[str, str | Path],
-                           train_logs: Mapping[str, str | Path], outputs: Mapping[str, str | Path],
-                           sample_grids: Mapping[str, str | Path], n_examples: int = 4,
-                           n_grid: int = 16) -> None:
+def render_dataset_figures(*, dataset: str, prepared: PreparedDataset, samples: Mapping[str, str | Path],
+                           train_logs: Mapping[str, str | Path], metrics: Mapping[str, str | Path],
+                           outputs: Mapping[str, str | Path], sample_grids: Mapping[str, str | Path],
+                           n_examples: int = 4, n_grid: int = 16) -> None:
     """All sample-based figures of one dataset.
 
-    ``data_dir`` is the prepared dataset; ``outputs`` holds the paths ``qualitative``,
-    ``depth_profile`` and ``training``; ``sample_grids`` one path per variant. Depth is the
-    B-maps' own, from ``sector.png`` and the probe type of ``dataset.json``.
+    ``samples``, ``train_logs`` and ``metrics`` map each variant to its samples manifest,
+    training log and metrics record; ``outputs`` holds the paths ``qualitative``,
+    ``depth_profile`` and ``training``; ``sample_grids`` one path per variant.
     """
-    data_dir = Path(data_dir)
-    info = read_json(data_dir / "dataset.json")
-    sector = F.load_gray(data_dir / "sector.png")
-    data = read_manifest(data_dir / "manifest.csv", required=["sample_id", "split", "image"])
-    real_val = sorted(_preferred_split(data)["image"])
-    render_qualitative_from_files(samples, outputs["qualitative"], dataset, info, n_examples, real_val)
+    real_val = sorted(_preferred_split(prepared.rows())["image"])
+    render_qualitative_from_files(samples, outputs["qualitative"], dataset, prepared.sector_id, n_examples, real_val)
     for variant, path in samples.items():
         render_sample_grid_from_file(path, sample_grids[variant], f"{dataset}: {variant_title(variant)} samples",
-                                     info.get("sector_id"), n_grid)
+                                     prepared.sector_id, n_grid)
     render_training_from_files(train_logs, outputs["training"], f"{dataset}: training")
-    probe = info.get("probe", "convex")
-    probe = probe.get("type", "convex") if isinstance(probe, Mapping) else probe
-    render_depth_from_files(samples, sector, probe, outputs["depth_profile"],
-                            f"{dataset}: mean intensity against depth", real_val)
+    render_depth_from_files(metrics, outputs["depth_profile"], f"{dataset}: mean intensity against depth")

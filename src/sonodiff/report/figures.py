@@ -2,15 +2,17 @@
 training curves and the depth profile.
 
 Every ``render_*`` function takes arrays (images in [0, 1], label maps as integer arrays) and writes
-one PNG atomically; :mod:`sonodiff.report.dataset_figures` reads the on-disk contracts (prepared
-dataset, samples manifest, ``train_log.csv``) and calls them. Matplotlib is used through its object API
-(``matplotlib.figure.Figure``), so nothing here touches pyplot's global state or the backend.
+one PNG atomically; :mod:`sonodiff.report.dataset_figures` and :mod:`sonodiff.report.paper_figures`
+read the on-disk contracts (prepared dataset, samples manifest, training log, snapshots, metrics
+records) and call them. Matplotlib is used through its object API (``matplotlib.figure.Figure``),
+so nothing here touches pyplot's global state or the backend; colours and the atomic PNG writer
+come from :mod:`sonodiff.plotting`.
 
-Depth profile: the per-image profiles :math:`\\mu_n(k)` (mean intensity of image n over the
-sector pixels of depth bin k) come from the physics metrics
-(:func:`sonodiff.metrics.physics.depth_profiles`, the same numbers as the table's L1); the plot
-shows :math:`\\bar\\mu(k) = \\frac{1}{N} \\sum_n \\mu_n(k)` with the band
-:math:`\\bar\\mu(k) \\pm \\sigma_k`, :math:`\\sigma_k` the standard deviation of :math:`\\mu_n(k)` over images.
+Depth profile: the metrics record (``physics.depth_profile``) holds, per depth bin k, the mean
+:math:`\\bar\\mu(k) = \\frac{1}{N} \\sum_n \\mu_n(k)` over images of the per-image profiles
+:math:`\\mu_n(k)` (mean intensity of image n over the sector pixels of depth bin k; the same
+numbers as the table's L1) and their standard deviation :math:`\\sigma_k` over images; the plot
+shows :math:`\\bar\\mu(k)` with the band :math:`\\bar\\mu(k) \\pm \\sigma_k`.
 """
 
 from __future__ import annotations
@@ -20,62 +22,22 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
-from PIL import Image
 
 from sonodiff.errors import InputError
-from sonodiff.io import atomic_path
-
-#: Colours of foreground structures 1..K (matplotlib's tab10); background is black, the sector
-#: label dark grey.
-STRUCTURE_COLORS = ("tab:red", "tab:green", "tab:blue", "tab:orange", "tab:purple",
-                    "tab:cyan", "tab:olive", "tab:pink", "tab:brown")
-SECTOR_GREY = (0.3, 0.3, 0.3)
-DPI = 100
-
+from sonodiff.io import read_png
+from sonodiff.plotting import colorize_labels, save_figure
 
 # ----------------------------------------------------------------------------- small helpers
 
 def load_gray(path: str | Path) -> np.ndarray:
-    """A grayscale PNG as float32 in [0, 1], shape (H, W)."""
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
-    except (OSError, ValueError) as err:
-        raise InputError(path, f"unreadable image ({err})") from err
+    """A grey PNG (:func:`sonodiff.io.read_png`) as float32 in [0, 1], shape (H, W)."""
+    return read_png(path).astype(np.float32) / 255.0
 
 
 def load_labels(path: str | Path) -> np.ndarray:
-    """A label-map PNG as an int64 array of label ids, shape (H, W)."""
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img, dtype=np.int64)
-    except (OSError, ValueError) as err:
-        raise InputError(path, f"unreadable label map ({err})") from err
-
-
-def colorize_labels(labels: np.ndarray, sector_id: int | None = None) -> np.ndarray:
-    """RGB rendering (H, W, 3) of a label map: 0 black, ``sector_id`` grey, structures coloured."""
-    labels = np.asarray(labels)
-    rgb = np.zeros(labels.shape + (3,), dtype=np.float32)
-    for value in np.unique(labels):
-        if value == 0:
-            continue
-        if sector_id is not None and value == sector_id:
-            color = SECTOR_GREY
-        else:
-            color = to_rgb(STRUCTURE_COLORS[(int(value) - 1) % len(STRUCTURE_COLORS)])
-        rgb[labels == value] = color
-    return rgb
-
-
-def save_figure(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` as PNG to ``path`` atomically."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
-    return path
+    """A label-map PNG (:func:`sonodiff.io.read_png`) as an int64 array of label ids, shape (H, W)."""
+    return read_png(path).astype(np.int64)
 
 
 def _show(ax, img: np.ndarray) -> None:
@@ -208,22 +170,6 @@ def render_training_curves(logs: Mapping[str, pd.DataFrame], path: str | Path, t
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
-
-
-def profile_summary(per_image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bin centres, mean and standard deviation over images of per-image depth profiles (N, B)
-    (module docstring). Bins empty in every image are NaN."""
-    per_image = np.asarray(per_image, dtype=np.float64)
-    if per_image.ndim != 2 or per_image.shape[1] == 0:
-        raise ValueError(f"profiles must be (N, B), got {per_image.shape}")
-    bins = per_image.shape[1]
-    centers = (np.arange(bins) + 0.5) / bins
-    filled = np.isfinite(per_image).any(axis=0)
-    mean = np.full(bins, np.nan)
-    std = np.full(bins, np.nan)
-    mean[filled] = np.nanmean(per_image[:, filled], axis=0)
-    std[filled] = np.nanstd(per_image[:, filled], axis=0)
-    return centers, mean, std
 
 
 def render_depth_profile(profiles: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]],

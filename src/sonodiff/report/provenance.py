@@ -23,6 +23,7 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 import yaml
 
+from sonodiff.errors import InputError
 from sonodiff.io import write_json, write_text
 
 #: Distributions whose versions the report lists (those not installed are listed as such).
@@ -53,13 +54,18 @@ def device_info(requested: str = "auto") -> dict[str, Any]:
     try:
         import torch
 
-        info["cuda_available"] = bool(torch.cuda.is_available())
-        info["cuda_version"] = torch.version.cuda
-        if info["cuda_available"]:
-            info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-        info["resolved"] = "cuda" if (requested in ("auto", "cuda") and info["cuda_available"]) else "cpu"
+        from sonodiff.device import resolve_device
     except ImportError:  # the report env may lack torch; the versions table says so
         info["resolved"] = requested
+        return info
+    info["cuda_available"] = bool(torch.cuda.is_available())
+    info["cuda_version"] = torch.version.cuda
+    if info["cuda_available"]:
+        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    try:
+        info["resolved"] = resolve_device(requested).type
+    except InputError as err:  # e.g. cuda asked for on a machine without a GPU
+        info["resolved"] = f"none ({err.reason})"
     return info
 
 

@@ -17,23 +17,21 @@ FID: dict[str, dict[str, dict[int, float]]] = {
     "Liver": {"baseline": {64: 20.746, 192: 73.447}, "proposed": {64: 0.192, 192: 0.867}},
 }
 
+
+def _stats(**metrics: tuple[float, float, float]) -> dict[str, dict[str, float]]:
+    """``lpips=(mean, std, range), ...`` as ``{"lpips": {"mean": ..., "std": ..., "range": ...}, ...}``."""
+    return {name: dict(zip(("mean", "std", "range"), values)) for name, values in metrics.items()}
+
+
 #: Table 2: PAIRED[baseline|proposed][paper dataset][lpips|ssim|psnr][mean|std|range].
 PAIRED: dict[str, dict[str, dict[str, dict[str, float]]]] = {
     "baseline": {
-        "Thyroid": {"lpips": {"mean": 0.362, "std": 0.129, "range": 0.628},
-                    "ssim": {"mean": 0.279, "std": 0.137, "range": 0.523},
-                    "psnr": {"mean": 14.302, "std": 5.526, "range": 19.707}},
-        "CAMUS": {"lpips": {"mean": 0.234, "std": 0.127, "range": 0.534},
-                  "ssim": {"mean": 0.265, "std": 0.131, "range": 0.587},
-                  "psnr": {"mean": 13.118, "std": 4.511, "range": 18.899}},
+        "Thyroid": _stats(lpips=(0.362, 0.129, 0.628), ssim=(0.279, 0.137, 0.523), psnr=(14.302, 5.526, 19.707)),
+        "CAMUS": _stats(lpips=(0.234, 0.127, 0.534), ssim=(0.265, 0.131, 0.587), psnr=(13.118, 4.511, 18.899)),
     },
     "proposed": {
-        "Thyroid": {"lpips": {"mean": 0.316, "std": 0.066, "range": 0.321},
-                    "ssim": {"mean": 0.292, "std": 0.094, "range": 0.451},
-                    "psnr": {"mean": 16.798, "std": 2.468, "range": 11.549}},
-        "CAMUS": {"lpips": {"mean": 0.161, "std": 0.047, "range": 0.266},
-                  "ssim": {"mean": 0.297, "std": 0.092, "range": 0.523},
-                  "psnr": {"mean": 15.871, "std": 2.545, "range": 10.420}},
+        "Thyroid": _stats(lpips=(0.316, 0.066, 0.321), ssim=(0.292, 0.094, 0.451), psnr=(16.798, 2.468, 11.549)),
+        "CAMUS": _stats(lpips=(0.161, 0.047, 0.266), ssim=(0.297, 0.092, 0.523), psnr=(15.871, 2.545, 10.420)),
     },
 }
 

@@ -7,14 +7,16 @@ CAMUS-like datasets the published rows (Stojanovski et al. 2023 "All SDM frames"
 our data). Columns: Dice (%) per structure and Mean.
 
 A cell of ours is ``mean ± std`` over test images with the 95% bootstrap interval of the mean in
-brackets. Mean is the papers' column: mean ± std (ddof 0) of the per-structure means
-(88.5, 92.3, 86.3 -> 89.0 ± 2.5); the CSV also carries the per-image mean over structures with
+brackets; a structure absent from every test image is n/a with the reason. Mean is the papers'
+column: mean ± std (ddof 0) of the per-structure means (88.5, 92.3, 86.3 -> 89.0 ± 2.5); the CSV also carries the per-image mean over structures with
 its interval (``image_mean_*``). A paired-difference cell is the mean ± std of the per-image
 difference with the interval of its mean: an interval that excludes 0 says the two sources differ
 on these test images.
 
-Outputs: CSV (one row per table row, numeric columns ``<structure>_{mean,std,ci_low,ci_high}``),
-Markdown and LaTeX (one table per dataset).
+Outputs: CSV (the frame of :func:`build_table`: one row per table row, numeric columns
+``<structure>_{mean,std,ci_low,ci_high}``), Markdown and LaTeX (one
+:class:`~sonodiff.report.table_writer.Table` per dataset, written by
+:mod:`sonodiff.report.table_writer` like every other table).
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from sonodiff.contracts.segmentation import read_segment_record
 from sonodiff.errors import InputError
-from sonodiff.io import atomic_path, read_json, write_text
-from sonodiff.segment.stats import summarize
+from sonodiff.io import write_text
+from sonodiff.report.table_writer import Cell, Table, write_table
+from sonodiff.stats import summarize
 
 #: Published rows (Dice %, mean and std) for CAMUS-like data: Echo from noise, table 1.
 PUBLISHED = (
@@ -41,6 +45,14 @@ PUBLISHED = (
 )
 PUBLISHED_FORMATS = ("camus",)
 LATEX_NAMES = {"lv_endo": "$LV_{endo}$", "lv_epi": "$LV_{epi}$", "la": "$LA$"}
+DIGITS = 1
+NO_STRUCTURE = "the structure is in no test image"
+NOTES = ("Cells: mean ± std over test images [95% bootstrap interval of the mean].",
+         "Mean: mean ± std of the structure means (as in Echo from noise, table 1).")
+#: Notes of the kinds of row a table has.
+KIND_NOTES = {"paired difference": "Paired rows: per-image difference on the same test images.",
+              "published": "Published rows are on the real CAMUS test set, shown for scale, not computed on "
+                           "this dataset."}
 STATS = ("mean", "std", "ci_low", "ci_high")
 REFERENCE_SOURCE = "synthetic_baseline"
 
@@ -135,90 +147,58 @@ def build_table(metrics: Sequence[Mapping], reference: str = REFERENCE_SOURCE) -
     return df
 
 
-def _cell(row: Mapping, key: str, pm: str = "±", latex: bool = False) -> str:
-    mean, std = row.get(f"{key}_mean"), row.get(f"{key}_std")
-    if mean is None or not np.isfinite(mean):
-        return "n/a"
-    text = f"{mean:.1f} {pm} {std:.1f}" if std is not None and np.isfinite(std) else f"{mean:.1f}"
-    lo, hi = row.get(f"{key}_ci_low"), row.get(f"{key}_ci_high")
-    if lo is not None and hi is not None and np.isfinite(lo) and np.isfinite(hi):
-        text += f" [{lo:.1f}, {hi:.1f}]"
-    return f"${text}$".replace(" ± ", r" \pm ") if latex else text
-
-
 def _structures(df: pd.DataFrame, labels: Mapping[str, str]) -> list[str]:
     keys = [c[: -len("_mean")] for c in df.columns if c.endswith("_mean")
             and c not in ("mean_mean", "image_mean_mean")]
     return [k for k in keys if k in labels]
 
 
-CAPTION = ("Dice (%) on the real test split: mean ± std over test images [95% bootstrap interval "
-           "of the mean]. Mean: mean ± std of the structure means (as in Echo from noise, table 1). "
-           "Paired rows: per-image difference on the same test images. Published rows are on the "
-           "real CAMUS test set, shown for scale, not computed on this dataset.")
+def _value(row: Mapping, column: str) -> float | None:
+    value = row.get(column)
+    return None if value is None or not np.isfinite(value) else float(value)
 
 
-def to_markdown(df: pd.DataFrame, labels: Mapping[str, Mapping[str, str]]) -> str:
-    """One Markdown table per dataset. ``labels[dataset]`` maps structure keys to column names."""
-    out = ["# Segmentation: trained on each source, tested on real images", "", CAPTION, ""]
+def _cell(row: Mapping, key: str) -> Cell:
+    """``mean ± std [ci_low, ci_high]`` of one structure (or of ``mean``) in a frame row."""
+    mean = _value(row, f"{key}_mean")
+    if mean is None:
+        return Cell(None, reason=NO_STRUCTURE)
+    low, high = _value(row, f"{key}_ci_low"), _value(row, f"{key}_ci_high")
+    return Cell(mean, [low, high] if low is not None and high is not None else None,
+                std=_value(row, f"{key}_std"), published=row["kind"] == "published")
+
+
+def tables(df: pd.DataFrame, labels: Mapping[str, Mapping[str, str]]) -> list[Table]:
+    """One :class:`Table` per dataset of the frame. ``labels[dataset]`` maps structure keys to
+    column names."""
+    out = []
     for dataset, part in df.groupby("dataset", sort=False):
         names = labels[dataset]
         keys = _structures(part.dropna(axis=1, how="all"), names)
-        n_test = part.loc[part["kind"] == "ours", "n_test"].iloc[0]
-        out += [f"## {dataset} ({int(n_test)} test images)", "",
-                "| Training/Validation dataset | " + " | ".join(names[k] for k in keys) + " | Mean |",
-                "|---" * (len(keys) + 2) + "|"]
+        n_test = int(part.loc[part["kind"] == "ours", "n_test"].iloc[0])
+        table = Table(f"segmentation-{dataset.replace('_', '-')}",
+                      f"Dice (%) on the real test split of {dataset} ({n_test} test images), "
+                      "by the source the UNet was trained on",
+                      ["Training/Validation dataset"], [(names[k],) for k in keys] + [("Mean",)],
+                      digits=DIGITS, scientific_below=0.0,
+                      tex_labels={names[k]: LATEX_NAMES[k] for k in keys if k in LATEX_NAMES})
         for row in part.to_dict("records"):
-            cells = [_cell(row, k) for k in keys] + [_cell(row, "mean")]
-            out.append(f"| {row['source']} | " + " | ".join(cells) + " |")
-        out.append("")
-    return "\n".join(out)
-
-
-def _tex_escape(text: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#")):
-        text = text.replace(a, b)
-    return text
-
-
-def to_latex(df: pd.DataFrame, labels: Mapping[str, Mapping[str, str]]) -> str:
-    """One booktabs ``table`` per dataset."""
-    out = ["% Segmentation table (sonodiff); needs \\usepackage{booktabs}"]
-    caption = _tex_escape(CAPTION).replace("±", r"$\pm$")
-    for dataset, part in df.groupby("dataset", sort=False):
-        names = labels[dataset]
-        keys = _structures(part.dropna(axis=1, how="all"), names)
-        head = " & ".join(LATEX_NAMES.get(k, _tex_escape(names[k])) for k in keys)
-        out += ["\\begin{table}", "\\centering",
-                f"\\caption{{{caption} Dataset: {_tex_escape(dataset)}.}}",
-                f"\\label{{tab:segmentation-{dataset.replace('_', '-')}}}",
-                "\\begin{tabular}{l" + "c" * (len(keys) + 1) + "}", "\\toprule",
-                f"Training/Validation dataset & \\multicolumn{{{len(keys)}}}{{c}}{{Dice score (\\%)}} & Mean \\\\",
-                f" & {head} & \\\\", "\\midrule"]
-        for row in part.to_dict("records"):
-            cells = [_cell(row, k, latex=True) for k in keys] + [_cell(row, "mean", latex=True)]
-            out.append(f"{_tex_escape(row['source'])} & " + " & ".join(cells) + " \\\\")
-        out += ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
-    return "\n".join(out)
+            table.rows.append(([row["source"]], [_cell(row, k) for k in keys] + [_cell(row, "mean")]))
+        table.notes = list(NOTES) + [note for kind, note in KIND_NOTES.items() if (part["kind"] == kind).any()]
+        out.append(table)
+    return out
 
 
 def write_segmentation_table(metrics_paths: Iterable[str | Path], out_csv: str | Path,
                              out_md: str | Path, out_tex: str | Path,
                              reference: str = REFERENCE_SOURCE) -> pd.DataFrame:
-    """Read ``metrics.json`` files (datasets and sources in the given order) and write the table."""
-    metrics = []
-    for p in metrics_paths:
-        try:
-            metrics.append(read_json(p))
-        except (OSError, ValueError) as err:
-            raise InputError(p, f"unreadable segmentation metrics ({err})") from err
+    """Read the segmentation records (datasets and sources in the given order) and write the table."""
+    metrics = [read_segment_record(p) for p in metrics_paths]
     df = build_table(metrics, reference)
     labels: dict[str, dict[str, str]] = {}
     for m in metrics:
         names = labels.setdefault(m["dataset"], {})
         names.update({k: v["label"] for k, v in m["structures"].items()})
-    with atomic_path(out_csv) as tmp:
-        df.to_csv(tmp, index=False, float_format="%.3f")
-    write_text(out_md, to_markdown(df, labels))
-    write_text(out_tex, to_latex(df, labels))
+    write_text(out_csv, df.to_csv(index=False, float_format="%.3f"))
+    write_table(tables(df, labels), {"md": out_md, "tex": out_tex})
     return df

@@ -14,209 +14,23 @@ paper's by name or format (:func:`sonodiff.report.published.paper_dataset`), var
 ``b_min`` (1 = baseline, < 1 = B-maps). The published values come from the paper's real data;
 next to phantom datasets they are a reference point, not a target.
 
-The CSV keeps the same layout with numbers unrounded: each of our columns becomes three
-(``<column>``, ``<column> ci_low``, ``<column> ci_high``), published columns have ``published``
-in their name, an n/a cell is empty, and a final ``reason`` column says why.
-
-:class:`Table` and :func:`write_table` are the shared writers; other stages' tables (e.g.
-segmentation) may build a :class:`Table` and write it the same way.
+The tables are built as :class:`~sonodiff.report.table_writer.Table` and written (CSV with
+numbers unrounded, Markdown, LaTeX) by :mod:`sonodiff.report.table_writer`.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+from sonodiff.contracts.metrics_record import read_metrics_record
 from sonodiff.errors import InputError
-from sonodiff.io import read_json, write_text
 from sonodiff.report import published as pub
+from sonodiff.report.table_writer import Cell, Table, write_table
 
-DIGITS = 3
 LAYERS = {64: "1st MP", 192: "2nd MP", 768: "pre-aux", 2048: "pool3"}
 PAIRED_ROWS = (("lpips", "LPIPS"), ("ssim", "SSIM"), ("psnr", "PSNR"))
 STAT_NAMES = (("mean", "Mean"), ("std", "Std. Dev."), ("range", "Range"))
-FORMATS = ("csv", "md", "tex")
-
-
-@dataclass
-class Cell:
-    """One value cell: ours (with CI or an n/a reason) or a published value (``published=True``).
-
-    ``value`` None with ``reason`` None means "no such value" (shown as –).
-    """
-
-    value: float | None
-    ci: Sequence[float] | None = None
-    reason: str | None = None
-    published: bool = False
-
-    @classmethod
-    def from_figure(cls, fig: Mapping | None) -> "Cell":
-        """A cell from a metrics figure record (``value``, ``ci``, ``status``, ``reason``)."""
-        if fig is None:
-            return cls(None)
-        if fig.get("status") != "ok" or fig.get("value") is None:
-            return cls(None, reason=fig.get("reason") or "not computed")
-        return cls(float(fig["value"]), fig.get("ci"))
-
-
-@dataclass
-class Table:
-    """A table: row-label columns, hierarchical value-column labels (equal depth), rows, notes."""
-
-    name: str
-    caption: str
-    index: list[str]
-    columns: list[tuple[str, ...]]
-    rows: list[tuple[list[str], list[Cell]]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def reasons(self) -> list[str]:
-        """Distinct n/a reasons in order of first appearance (numbered notes)."""
-        seen: list[str] = []
-        for _, cells in self.rows:
-            for cell in cells:
-                if cell.reason and cell.reason not in seen:
-                    seen.append(cell.reason)
-        return seen
-
-
-def _num(value: float, like: float | None = None) -> str:
-    """Three decimals as in the papers; scientific when ``like`` (default: the value) is below 0.01."""
-    like = value if like is None else like
-    if not math.isfinite(value):
-        return str(value)
-    return f"{value:.2e}" if 0 < abs(like) < 10 ** -(DIGITS - 1) else f"{value:.{DIGITS}f}"
-
-
-def _text(cell: Cell, reasons: list[str], latex: bool = False) -> str:
-    if cell.reason:
-        k = reasons.index(cell.reason) + 1
-        return f"n/a$^{{{k}}}$" if latex else f"n/a [{k}]"
-    if cell.value is None:
-        return "--" if latex else "–"
-    text = _num(cell.value)
-    if cell.ci:
-        ci = f"[{_num(cell.ci[0], cell.value)}, {_num(cell.ci[1], cell.value)}]"
-        text += f" {{\\tiny {ci}}}" if latex else f" {ci}"
-    return text
-
-
-def _flat(label: tuple[str, ...]) -> str:
-    return " ".join(part for part in label if part)
-
-
-def to_csv(table: Table) -> str:
-    """CSV in the table's layout: numbers unrounded, CI bounds in their own columns, a reason column."""
-    header = list(table.index)
-    kinds = _column_kinds(table)
-    for label, published in zip(table.columns, kinds):
-        name = _flat(label)
-        header += [name] if published else [name, f"{name} ci_low", f"{name} ci_high"]
-    header.append("reason")
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    for labels, cells in table.rows:
-        row: list[object] = list(labels)
-        reasons: list[str] = []
-        for cell, published in zip(cells, kinds):
-            value = "" if cell.value is None else repr(float(cell.value))
-            if published:
-                row.append(value)
-            else:
-                low, high = (repr(float(cell.ci[0])), repr(float(cell.ci[1]))) if cell.ci else ("", "")
-                row += [value, low, high]
-            if cell.reason and cell.reason not in reasons:
-                reasons.append(cell.reason)
-        row.append("; ".join(reasons))
-        writer.writerow(row)
-    return buffer.getvalue()
-
-
-def _column_kinds(table: Table) -> list[bool]:
-    """Whether each value column holds published values (from its label's last part)."""
-    return [label[-1] == "published" for label in table.columns]
-
-
-def _md_escape(text: str) -> str:
-    return str(text).replace("|", "\\|")
-
-
-def to_markdown(table: Table) -> str:
-    """A Markdown table (flattened header), numbered n/a notes and the table's notes below it."""
-    reasons = table.reasons()
-    header = [_md_escape(x) for x in list(table.index) + [_flat(label) for label in table.columns]]
-    lines = [f"**{table.caption}**", "", "| " + " | ".join(header) + " |",
-             "| " + " | ".join(["---"] * len(table.index) + ["---:"] * len(table.columns)) + " |"]
-    for labels, cells in table.rows:
-        texts = [_md_escape(x) for x in labels] + [_text(c, reasons) for c in cells]
-        lines.append("| " + " | ".join(texts) + " |")
-    lines.append("")
-    lines += [f"- [{k}] n/a: {reason}" for k, reason in enumerate(reasons, 1)]
-    lines += [f"- {note}" for note in table.notes]
-    return "\n".join(lines) + "\n"
-
-
-_TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                "–": "--", "−": "-", "|": r"$|$", "<": r"$<$", ">": r"$>$"}
-
-
-def tex_escape(text: str) -> str:
-    """Escape LaTeX special characters in plain text."""
-    return "".join(_TEX_ESCAPES.get(ch, ch) for ch in str(text))
-
-
-def to_latex(table: Table) -> str:
-    """A booktabs LaTeX table with multi-level column headers and the notes under it."""
-    reasons = table.reasons()
-    n_idx, depth = len(table.index), len(table.columns[0]) if table.columns else 1
-    lines = ["% generated by sonodiff.report.tables; needs \\usepackage{booktabs}",
-             "\\begin{table}[t]", "\\centering", f"\\caption{{{tex_escape(table.caption)}}}",
-             f"\\label{{tab:{table.name}}}", "\\scriptsize",
-             "\\begin{tabular}{" + "l" * n_idx + "r" * len(table.columns) + "}", "\\toprule"]
-    for level in range(depth):
-        cells = [""] * n_idx if level < depth - 1 else [tex_escape(i) for i in table.index]
-        rules = []
-        col = 0
-        while col < len(table.columns):
-            span = 1
-            while (col + span < len(table.columns)
-                   and table.columns[col + span][:level + 1] == table.columns[col][:level + 1]):
-                span += 1
-            label = tex_escape(table.columns[col][level])
-            if level < depth - 1:
-                cells.append(f"\\multicolumn{{{span}}}{{c}}{{{label}}}" if span > 1 else label)
-                if label:
-                    first = n_idx + col + 1
-                    rules.append(f"\\cmidrule(lr){{{first}-{first + span - 1}}}")
-            else:
-                cells += [tex_escape(table.columns[c][level]) for c in range(col, col + span)]
-            col += span
-        lines.append(" & ".join(cells) + " \\\\")
-        if rules:
-            lines.append(" ".join(rules))
-    lines.append("\\midrule")
-    for labels, cells in table.rows:
-        lines.append(" & ".join([tex_escape(x) for x in labels] + [_text(c, reasons, latex=True) for c in cells])
-                     + " \\\\")
-    lines += ["\\bottomrule", "\\end{tabular}", "", "\\smallskip\\footnotesize"]
-    lines += [f"$^{{{k}}}$ n/a: {tex_escape(reason)}\\\\" for k, reason in enumerate(reasons, 1)]
-    lines += [f"{tex_escape(note)}\\\\" for note in table.notes]
-    lines.append("\\end{table}")
-    return "\n".join(lines) + "\n"
-
-
-def write_table(table: Table, outputs: Mapping[str, str | Path]) -> None:
-    """Write ``table`` to the paths in ``outputs`` (keys ``csv``, ``md``, ``tex``), each atomically."""
-    writers = {"csv": to_csv, "md": to_markdown, "tex": to_latex}
-    for fmt, path in outputs.items():
-        write_text(path, writers[fmt](table))
 
 
 # ---------------------------------------------------------------- the three tables
@@ -357,20 +171,11 @@ BUILDERS = {"fid": fid_table, "paired": paired_table, "physics": physics_table}
 
 def make_tables(metrics_paths: Sequence[str | Path], formats: Mapping[str, str], b_min: Mapping[str, float],
                 outputs: Mapping[str, Mapping[str, str | Path]]) -> dict[str, Table]:
-    """Read the metrics JSONs and write each table in ``outputs`` ({table: {csv|md|tex: path}}).
+    """Read the metrics records and write each table in ``outputs`` ({table: {csv|md|tex: path}}).
 
     ``formats``: dataset -> config format; ``b_min``: variant -> its resolved ``diffusion.b_min``.
     """
-    results = []
-    for path in metrics_paths:
-        try:
-            res = read_json(path)
-        except (OSError, ValueError) as err:
-            raise InputError(path, f"unreadable metrics ({err})") from err
-        for key in ("dataset", "variant", "fid", "paired", "physics"):
-            if key not in res:
-                raise InputError(path, f"metrics JSON lacks {key!r}")
-        results.append(res)
+    results = [read_metrics_record(path) for path in metrics_paths]
     tables = {}
     for name, paths in outputs.items():
         if name not in BUILDERS:

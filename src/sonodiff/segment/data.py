@@ -3,8 +3,8 @@
 Sources (config ``segment.sources``):
 
 - ``real``: prepared rows of split ``train`` train, rows of split ``val`` validate.
-- ``synthetic_<variant>``: the samples of that variant
-  (``results/samples/{dataset}/{variant}/manifest.csv``), each synthetic image paired with the
+- ``synthetic_<variant>``: the samples of that variant (its samples manifest,
+  :mod:`sonodiff.contracts.samples`), each synthetic image paired with the
   augmented label map it was sampled from (``label`` column); rows of train-split patients
   train, rows of val-split patients validate (Echo from noise, section 2.2: 8000 + 1000 maps).
 - ``real+synthetic_<variant>``: both, concatenated per split.
@@ -21,17 +21,19 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 
+from sonodiff.contracts.manifest import read_manifest
+from sonodiff.contracts.samples import read_samples
 from sonodiff.errors import InputError
-from sonodiff.manifest import read_manifest
+from sonodiff.io import read_png
 from sonodiff.segment.sources import parse_source
 
 SET_COLUMNS = ("sample_id", "patient_id", "split", "image", "label", "origin")
 
 
 def read_prepared(manifest: str | Path) -> pd.DataFrame:
-    """Read a prepared dataset's manifest and check that no patient is in two splits."""
+    """Read a prepared dataset's manifest (rows in manifest order: the test set's order) and check
+    that no patient is in two splits."""
     df = read_manifest(manifest, required=["sample_id", "patient_id", "split", "image", "label"])
     splits = df.groupby("patient_id")["split"].nunique()
     shared = sorted(splits.index[splits > 1])
@@ -40,9 +42,8 @@ def read_prepared(manifest: str | Path) -> pd.DataFrame:
     return df
 
 
-def read_samples(manifest: str | Path) -> pd.DataFrame:
-    """Read a samples manifest (synthetic image, the label map it came from, patient, split)."""
-    return read_manifest(manifest, required=["sample_id", "image", "label", "patient_id", "split"])
+#: Columns of a samples manifest a synthetic source needs.
+SAMPLE_COLUMNS = ("sample_id", "image", "label", "patient_id", "split")
 
 
 def _as_set(df: pd.DataFrame, origin: str) -> pd.DataFrame:
@@ -70,7 +71,7 @@ def build_sets(prepared_manifest: str | Path, source: str,
         path = (samples_manifests or {}).get(src.variant)
         if path is None:
             raise InputError(f"segment source {source}", f"no samples manifest for variant {src.variant!r}")
-        samples = read_samples(path)
+        samples = read_samples(path, required=SAMPLE_COLUMNS)
         home = samples["patient_id"].map(patient_split).fillna("unknown")
         bad = sorted(set(samples.loc[~home.isin(["train", "val"]), "patient_id"]))
         if bad:
@@ -87,24 +88,9 @@ def build_sets(prepared_manifest: str | Path, source: str,
     return sets
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """A grayscale PNG as a uint8 (H, W) array."""
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("L"), dtype=np.uint8)
-    except (OSError, ValueError) as err:
-        raise InputError(path, f"unreadable image ({err})") from err
-
-
 def load_label(path: str | Path, num_classes: int) -> np.ndarray:
     """A label PNG of prepared ids as a uint8 (H, W) array; ids must be below ``num_classes``."""
-    try:
-        with Image.open(path) as im:
-            arr = np.asarray(im, dtype=np.uint8)
-    except (OSError, ValueError) as err:
-        raise InputError(path, f"unreadable label map ({err})") from err
-    if arr.ndim != 2:
-        raise InputError(path, f"label map must be single-channel, has shape {arr.shape}")
+    arr = read_png(path)
     if arr.size and int(arr.max()) >= num_classes:
         raise InputError(path, f"label id {int(arr.max())} outside the {num_classes} prepared classes")
     return arr
@@ -127,7 +113,7 @@ class PngSegmentationSet(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         row = self.table.iloc[i]
-        image = load_image(row["image"])
+        image = read_png(row["image"])
         label = load_label(row["label"], self.num_classes)
         for name, arr in (("image", image), ("label", label)):
             if arr.shape != (self.img_size, self.img_size):

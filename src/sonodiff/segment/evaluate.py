@@ -1,6 +1,7 @@
 """Dice per structure (Echo from noise, table 1) with MONAI's ``compute_dice``.
 
-Structures are unions of prepared label ids (``dataset.json``):
+Structures are unions of prepared label ids (the prepared dataset's description,
+:attr:`sonodiff.contracts.dataset.PreparedDataset.info`):
 
 - CAMUS-like data (``format: camus``; prepared ids 1 LV cavity, 2 myocardium, 3 left atrium):
   LV endocardium = {1}, LV epicardium = {1, 2} (cavity and myocardium together), left atrium = {3}.
@@ -14,11 +15,12 @@ sector are never scored. For one image and structure S with predicted mask P and
 
 NaN where T is empty (MONAI ``ignore_empty=True``): such an image does not count for that
 structure. Summaries (mean, std, 95% bootstrap interval) run over test images
-(:mod:`sonodiff.segment.stats`); the per-image mean is the mean over the structures present.
+(:mod:`sonodiff.stats`); the per-image mean is the mean over the structures present.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -26,7 +28,7 @@ import torch
 from monai.metrics import compute_dice
 
 from sonodiff.errors import InputError
-from sonodiff.segment.stats import summarize
+from sonodiff.stats import summarize
 
 #: CAMUS structures: key -> (display name, prepared ids).
 CAMUS_STRUCTURES = {
@@ -36,27 +38,23 @@ CAMUS_STRUCTURES = {
 }
 
 
-def structure_definitions(info: Mapping) -> dict[str, dict]:
+def structure_definitions(info: Mapping, where: str | Path = "the prepared dataset's description") -> dict[str, dict]:
     """Scored structures of a prepared dataset: ``{key: {"label": display name, "ids": [ids]}}``.
 
-    ``info`` is the prepared ``dataset.json``. CAMUS-like data gives LV endo/epi and LA (module
-    docstring); other formats give each entry of ``info["structures"]`` in id order.
+    ``info`` is the prepared dataset's description (``where``: its file, named in errors).
+    CAMUS-like data gives LV endo/epi and LA (module docstring); other formats give each entry of
+    ``info["structures"]`` in id order.
     """
     structures = info.get("structures")
     if not isinstance(structures, Mapping) or not structures:
-        raise InputError("dataset.json", "no structures to segment (the dataset has no label maps)")
+        raise InputError(where, "no structures to segment (the dataset has no label maps)")
     if info.get("format") == "camus":
         ids = set(int(v) for v in structures.values())
         if not {1, 2, 3} <= ids:
-            raise InputError("dataset.json", f"CAMUS-like data needs structure ids 1, 2, 3; has {sorted(ids)}")
+            raise InputError(where, f"CAMUS-like data needs structure ids 1, 2, 3; has {sorted(ids)}")
         return {k: {"label": name, "ids": list(v)} for k, (name, v) in CAMUS_STRUCTURES.items()}
     ordered = sorted(structures.items(), key=lambda kv: int(kv[1]))
     return {name: {"label": name, "ids": [int(i)]} for name, i in ordered}
-
-
-def num_classes(info: Mapping) -> int:
-    """Network output channels: every prepared id (background 0, structures, sector) -> max id + 1."""
-    return int(max(int(v) for v in info["labels"].values())) + 1
 
 
 def structure_masks(labels: torch.Tensor, structures: Mapping[str, Mapping]) -> torch.Tensor:

@@ -1,8 +1,10 @@
 """Figure of test images with true (solid) and predicted (dashed) structure contours.
 
 One row per training source, one column per test image (the same images in every row, spread
-evenly over the test split); each structure in the report's colour for it. Matplotlib's object
-API, written atomically by :func:`sonodiff.report.figures.save_figure`.
+evenly over the test split); each structure in its colour of :mod:`sonodiff.plotting`. Matplotlib's
+object API, written atomically by :func:`sonodiff.plotting.save_figure`. Reads the prepared dataset
+(:class:`~sonodiff.contracts.dataset.PreparedDataset`), each source's predictions and record
+(:mod:`sonodiff.contracts.segmentation`).
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from sonodiff.contracts.dataset import PreparedDataset
+from sonodiff.contracts.segmentation import read_predictions, read_segment_record
 from sonodiff.errors import InputError
-from sonodiff.io import read_json
-from sonodiff.report.figures import STRUCTURE_COLORS as COLORS
-from sonodiff.report.figures import save_figure
-from sonodiff.segment.data import load_image, load_label, read_prepared
+from sonodiff.plotting import save_figure, structure_color
+from sonodiff.segment.data import read_prepared
 
 
 def pick_images(sample_ids: list[str], n: int) -> list[int]:
@@ -28,33 +30,24 @@ def pick_images(sample_ids: list[str], n: int) -> list[int]:
     return sorted({int(round(i)) for i in np.linspace(0, len(sample_ids) - 1, n)})
 
 
-def _load_predictions(path: str | Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {str(s): p for s, p in zip(npz["sample_id"], npz["pred"])}
-    except (OSError, KeyError, ValueError) as err:
-        raise InputError(path, f"unreadable predictions ({err})") from err
-
-
-def segment_figure(prepared_manifest: str | Path, predictions: Mapping[str, str | Path],
+def segment_figure(dataset: PreparedDataset, predictions: Mapping[str, str | Path],
                    structures: Mapping[str, Mapping], out_png: str | Path, title: str = "",
                    n_images: int = 6) -> None:
     """Write the contour figure of one dataset.
 
-    ``predictions`` maps each source (row, in order) to its ``predictions.npz``;
-    ``structures`` is ``metrics.json["structures"]`` (``{key: {"label", "ids"}}``).
+    ``predictions`` maps each source (row, in order) to its predictions file;
+    ``structures`` is a segmentation record's ``structures`` (``{key: {"label", "ids"}}``).
     """
-    prepared = read_prepared(prepared_manifest)
+    prepared = read_prepared(dataset.manifest)
     test = prepared[prepared["split"] == "test"].reset_index(drop=True)
-    preds = {src: _load_predictions(p) for src, p in predictions.items()}
+    preds = {src: read_predictions(p) for src, p in predictions.items()}
     ids = [s for s in test["sample_id"] if all(s in p for p in preds.values())]
     if not ids or not preds:
-        raise InputError(prepared_manifest, "no test image has a prediction from every source")
+        raise InputError(dataset.manifest, "no test image has a prediction from every source")
     chosen = [ids[i] for i in pick_images(ids, n_images)]
     rows = test.set_index("sample_id").loc[chosen]
-    n_classes = 256
-    images = [load_image(p) for p in rows["image"]]
-    truths = [load_label(p, n_classes) for p in rows["label"]]
+    images = dataset.images(rows)
+    truths = dataset.label_maps(rows)
 
     nr, nc = len(preds), len(chosen)
     fig = Figure(figsize=(2.0 * nc, 2.0 * nr + 0.6), layout="constrained")
@@ -64,7 +57,7 @@ def segment_figure(prepared_manifest: str | Path, predictions: Mapping[str, str 
             ax = axes[r, c]
             ax.imshow(images[c], cmap="gray", vmin=0, vmax=255)
             for k, spec in enumerate(structures.values()):
-                color = COLORS[k % len(COLORS)]
+                color = structure_color(k + 1)
                 for mask, style in ((np.isin(truths[c], spec["ids"]), "solid"),
                                     (np.isin(pred[sid], spec["ids"]), "dashed")):
                     if mask.any() and not mask.all():
@@ -76,7 +69,7 @@ def segment_figure(prepared_manifest: str | Path, predictions: Mapping[str, str 
                 ax.set_title(sid, fontsize=7)
             if c == 0:
                 ax.set_ylabel(source, fontsize=8)
-    handles = [Line2D([], [], color=COLORS[k % len(COLORS)], label=spec["label"])
+    handles = [Line2D([], [], color=structure_color(k + 1), label=spec["label"])
                for k, spec in enumerate(structures.values())]
     handles += [Line2D([], [], color="k", linestyle="solid", label="true"),
                 Line2D([], [], color="k", linestyle="dashed", label="predicted")]
@@ -86,12 +79,12 @@ def segment_figure(prepared_manifest: str | Path, predictions: Mapping[str, str 
     save_figure(fig, out_png)
 
 
-def segment_figures(layout: Mapping[str, Mapping]) -> None:
-    """One contour figure per dataset of ``layout``:
-    ``{dataset: {"manifest", "figure", "metrics": {source: path}, "predictions": {source: path}}}``.
+def segment_figures(figures: Mapping[str, Mapping]) -> None:
+    """One contour figure per dataset of ``figures`` (the rule's ``params.layout``):
+    ``{dataset: {"manifest", "info", "sector", "figure", "metrics": {source: path}, "predictions": {source: path}}}``.
     """
-    for dataset, spec in layout.items():
-        first = next(iter(spec["metrics"].values()))
-        structures = read_json(first)["structures"]
-        segment_figure(spec["manifest"], spec["predictions"], structures, spec["figure"],
-                       title=f"{dataset}: test images, true (solid) and predicted (dashed) contours")
+    for name, spec in figures.items():
+        dataset = PreparedDataset(spec["manifest"], spec["info"], spec["sector"])
+        structures = read_segment_record(next(iter(spec["metrics"].values())))["structures"]
+        segment_figure(dataset, spec["predictions"], structures, spec["figure"],
+                       title=f"{name}: test images, true (solid) and predicted (dashed) contours")

@@ -3,15 +3,17 @@
 The test patients are those of split ``test`` in the prepared manifest (which must put every
 patient in one split only). A patient *leaks* when it appears in
 
-- the augmented label maps (``results/augment/{dataset}/manifest.csv``): by ``patient_id``, by a
-  ``split`` of ``test``, by a ``source_sample_id`` that is a test sample, or by a ``real_image``
-  that is a test image;
-- the samples of any variant a source uses (``results/samples/{dataset}/{variant}/manifest.csv``):
+- the augmented label maps (their manifest, :mod:`sonodiff.contracts.labelmaps`): by
+  ``patient_id``, by a ``split`` of ``test``, by a ``source_sample_id`` that is a test sample, or
+  by a ``real_image`` that is a test image;
+- the samples of any variant a source uses (their manifests, :mod:`sonodiff.contracts.samples`):
   the same four ways, ``source_sample_id`` also read through the augmented maps' ids;
 - the training or validation set of any configured segmentation source.
 
 :func:`check_leakage` raises :class:`~sonodiff.errors.InputError` naming the file and the
-patients, so the ``check_leakage`` rule fails the DAG before any segmenter trains.
+patients, so the ``check_leakage`` rule fails the DAG before any segmenter trains; when nothing
+leaks it returns the report that the rule writes
+(:func:`sonodiff.contracts.segmentation.write_leakage_report`).
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from typing import Iterable, Mapping
 
 import pandas as pd
 
+from sonodiff.contracts.manifest import read_manifest
+from sonodiff.contracts.samples import read_samples
 from sonodiff.errors import InputError
-from sonodiff.manifest import read_manifest
 from sonodiff.segment.data import build_sets, read_prepared
 
 
@@ -73,7 +76,7 @@ def check_leakage(prepared_manifest: str | Path, augment_manifest: str | Path | 
             problems.append((str(augment_manifest), "the augmented label maps", bad))
         lines.append(f"augmented label maps: {augment_manifest} ({len(augmented)} maps)")
     for variant, path in sorted(samples_manifests.items()):
-        samples = read_manifest(path, required=["sample_id", "patient_id"])
+        samples = read_samples(path, required=["sample_id", "patient_id"])
         bad = leaking_patients(samples, prepared, aliases)
         if bad:
             problems.append((str(path), f"the {variant} samples", bad))

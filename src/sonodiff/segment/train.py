@@ -11,9 +11,9 @@ scored). After every epoch the validation set is segmented and the model with th
 mean Dice (mean over scored structures, :func:`sonodiff.segment.evaluate.mean_dice`) is kept.
 
 Seeded: weights are initialised under ``torch.manual_seed(seed)`` and epoch e shuffles with a
-generator seeded ``seed * 100003 + e``, so an interrupted run resumed from ``checkpoints/last.pt``
-continues exactly as an uninterrupted one. Checkpoints are written atomically and read with
-``weights_only=True``.
+generator seeded ``seed * 100003 + e``, so an interrupted run resumed from ``last.pt`` (in the
+checkpoints folder beside the model, :data:`sonodiff.contracts.layout.CHECKPOINTS`) continues exactly
+as an uninterrupted one. Checkpoints are written atomically and read with ``weights_only=True``.
 """
 
 from __future__ import annotations
@@ -30,22 +30,16 @@ from monai.losses import DiceCELoss
 from monai.networks.nets import UNet
 from tqdm.auto import tqdm
 
-from sonodiff.errors import InputError
-from sonodiff.io import atomic_path, read_json, write_json
+from sonodiff.contracts import layout
+from sonodiff.contracts.dataset import PreparedDataset
+from sonodiff.contracts.segmentation import write_predictions, write_segment_record
+from sonodiff.device import resolve_device
+from sonodiff.io import atomic_path
 from sonodiff.segment.data import PngSegmentationSet, build_sets
+from sonodiff.segment.evaluate import dice_per_structure, mean_dice, structure_definitions, summarize_dice
 from sonodiff.segment.sources import check_network
-from sonodiff.segment.evaluate import dice_per_structure, mean_dice, num_classes, structure_definitions, summarize_dice
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("config key device", "cuda asked for but no GPU is available")
-    return torch.device(name)
 
 
 def build_unet(n_classes: int, seg: Mapping) -> UNet:
@@ -161,43 +155,42 @@ def fit(train_set: PngSegmentationSet, val_set: PngSegmentationSet, structures: 
             "history": state["history"]}
 
 
-def run_segmentation(prepared_manifest: str | Path, info_json: str | Path, source: str,
-                     samples_manifests: Mapping[str, str | Path], cfg: Mapping,
-                     metrics_json: str | Path, model_pt: str | Path, predictions_npz: str | Path,
+def run_segmentation(dataset: PreparedDataset, source: str, samples_manifests: Mapping[str, str | Path],
+                     cfg: Mapping, record: str | Path, model: str | Path, predictions: str | Path,
                      threads: int | None = None, progress: bool = True) -> dict:
     """One ``train_segmenter`` job: build the sets of ``source``, train, test on real test images.
 
     ``cfg`` is the resolved job config (keys ``segment``, ``metrics.bootstrap``, ``device``,
-    ``dataset``, ``variant``...). Writes ``model_pt`` (best weights), ``predictions_npz``
-    (``sample_id`` and predicted id maps of the test images) and ``metrics_json`` (Dice per
-    structure: mean, std, 95% bootstrap interval; per-image Dice; training history).
+    ``dataset``, ``variant``...). Writes ``model`` (best weights; checkpoints go to the
+    checkpoints folder beside it), ``predictions`` (``sample_id`` and predicted id maps of the
+    test images) and the segmentation ``record`` (Dice per structure: mean, std, 95% bootstrap
+    interval; per-image Dice; training history), through :mod:`sonodiff.contracts.segmentation`.
     """
     if threads:
         torch.set_num_threads(int(threads))
     seg = cfg["segment"]
-    info = read_json(info_json)
-    img_size = int(info["img_size"])
+    img_size = dataset.img_size
     check_network(img_size, seg)
-    structures = structure_definitions(info)
-    n_classes = num_classes(info)
-    sets = build_sets(prepared_manifest, source, samples_manifests)
+    structures = structure_definitions(dataset.info, dataset.info_path)
+    n_classes = int(dataset.num_classes)
+    sets = build_sets(dataset.manifest, source, samples_manifests)
     data = {k: PngSegmentationSet(v, n_classes, img_size) for k, v in sets.items()}
     device = resolve_device(cfg.get("device", "auto"))
     log.info("source %s: %d train, %d val, %d test images on %s", source,
              *(len(data[k]) for k in ("train", "val", "test")), device)
 
-    result = fit(data["train"], data["val"], structures, seg, device, model_pt,
+    result = fit(data["train"], data["val"], structures, seg, device, model,
                  meta={"config": dict(cfg), "source": source},
-                 checkpoint_dir=Path(model_pt).parent / "checkpoints", progress=progress)
-    model, _ = load_segmenter(model_pt, device)
-    pred, true = predict(model, data["test"], device, int(seg["batch_size"]))
+                 checkpoint_dir=Path(model).parent / layout.CHECKPOINTS, progress=progress)
+    best, _ = load_segmenter(model, device)
+    pred, true = predict(best, data["test"], device, int(seg["batch_size"]))
     dice = dice_per_structure(pred, true, structures)
     keys = list(structures)
     resamples = int(cfg.get("metrics", {}).get("bootstrap", 1000))
     test = sets["test"]
     metrics = {
         "dataset": cfg.get("dataset"),
-        "format": info.get("format"),
+        "format": dataset.info.get("format"),
         "source": source,
         "structures": structures,
         "dice": summarize_dice(dice, keys, resamples, int(seg["seed"])),
@@ -211,8 +204,6 @@ def run_segmentation(prepared_manifest: str | Path, info_json: str | Path, sourc
         "segment": dict(seg),
         "device": str(device),
     }
-    with atomic_path(predictions_npz) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, sample_id=np.array(test["sample_id"], dtype=str), pred=pred)
-    write_json(metrics_json, metrics)
+    write_predictions(predictions, list(test["sample_id"]), pred)
+    write_segment_record(record, metrics)
     return metrics
