@@ -3,16 +3,15 @@
 
 rule augment_labels:
     input:
-        manifest=f"{RESULTS}/data/{{dataset}}/manifest.csv",
-        info=f"{RESULTS}/data/{{dataset}}/dataset.json",
+        **prepared_files(),
     output:
-        manifest=f"{RESULTS}/augment/{{dataset}}/manifest.csv",
+        manifest=labelmaps("{dataset}"),
     params:
         cfg=job_config,
     log:
-        f"{RESULTS}/logs/augment_labels/{{dataset}}.log",
+        log_of("augment_labels", "{dataset}"),
     benchmark:
-        f"{RESULTS}/benchmarks/augment_labels/{{dataset}}.tsv"
+        benchmark_of("augment_labels", "{dataset}")
     threads: 1
     resources:
         mem_mb=config["resources"]["cpu_mem_mb"],
@@ -27,9 +26,9 @@ rule prepare:
     input:
         prepare_targets(),
     output:
-        touch(f"{RESULTS}/prepare.done"),
+        touch(L("prepare_done")),
     log:
-        f"{RESULTS}/logs/prepare.log",
+        log_of("prepare"),
     threads: 1
     resources:
         mem_mb=100,

@@ -1,4 +1,6 @@
-# Shared helpers: config validation, wildcard lists and per-job config.
+# Shared helpers: config validation, wildcard lists, per-job config and every results path.
+# Paths come from sonodiff.contracts.layout (the one spelling of each contract's file name);
+# the functions below only choose which of them a rule needs.
 import os
 import re
 import sys
@@ -9,11 +11,13 @@ sys.path.insert(0, SRC)
 # (Set, not required from the user: so no envvars directive.)
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])))
 
-from sonodiff.config import resolve, validate_config
+from sonodiff.config import bmaps_variant, resolve, validate_config, variant_b_min
+from sonodiff.contracts.layout import TABLE_FORMATS, Layout
 
 config.update(validate_config(config))
 
 RESULTS = "results"
+L = Layout(RESULTS)
 DATASETS = sorted(config["datasets"])
 VARIANTS = sorted(config["variants"])
 SIMULATED = [d for d in DATASETS if "simulate" in config["datasets"][d]["source"]]
@@ -51,36 +55,48 @@ def gpu_resources():
     return config["resources"]["gpus"]
 
 
+def log_of(rule, *parts):
+    """The log file of one job of ``rule`` (``parts``: its wildcards)."""
+    return L.log(rule, *parts)
+
+
+def benchmark_of(rule, *parts):
+    """The benchmark file of one job of ``rule``."""
+    return L.benchmark(rule, *parts)
+
+
+# ---------------------------------------------------------------- data stage
+def prepared_files(dataset="{dataset}"):
+    """The prepared dataset's three contract files, as named inputs manifest, info, sector."""
+    return {
+        "manifest": L("dataset_manifest", dataset=dataset),
+        "info": L("dataset_info", dataset=dataset),
+        "sector": L("dataset_sector", dataset=dataset),
+    }
+
+
 def prepared(dataset):
-    return f"{RESULTS}/data/{dataset}/manifest.csv"
+    """A prepared dataset's manifest (the file that stands for the whole dataset)."""
+    return L("dataset_manifest", dataset=dataset)
+
+
+def labelmaps(dataset):
+    """The augmented label maps of a dataset with labels."""
+    return L("labelmaps_manifest", dataset=dataset)
 
 
 def prepare_targets():
-    return [prepared(d) for d in DATASETS] + [
-        f"{RESULTS}/augment/{d}/manifest.csv" for d in DATASETS if has_labels(d)
-    ]
+    return [prepared(d) for d in DATASETS] + [labelmaps(d) for d in DATASETS if has_labels(d)]
 
 
 def all_targets():
-    return prepare_targets() + [
-        f"{RESULTS}/samples/{d}/{v}/manifest.csv" for d in DATASETS for v in VARIANTS
-    ]
+    return prepare_targets() + [L("samples_manifest", dataset=d, variant=v) for d in DATASETS for v in VARIANTS]
 
 
 # ---------------------------------------------------------------- sample stage
-def sample_inputs(wildcards):
-    """The model, and the augmented label maps when the dataset has labels (semantic model)."""
-    inputs = {"model": f"{RESULTS}/models/{wildcards.dataset}/{wildcards.variant}/model.pt"}
-    if has_labels(wildcards.dataset):
-        inputs["labels"] = f"{RESULTS}/augment/{wildcards.dataset}/manifest.csv"
-    return inputs
-
-
 def sample_labels(wildcards):
     """The augmented label maps of a dataset with labels (an empty list without)."""
-    if has_labels(wildcards.dataset):
-        return [f"{RESULTS}/augment/{wildcards.dataset}/manifest.csv"]
-    return []
+    return [labelmaps(wildcards.dataset)] if has_labels(wildcards.dataset) else []
 
 
 def sample_shard_count(wildcards):
@@ -91,6 +107,22 @@ def sample_shard_count(wildcards):
 def sample_shard_manifests(wildcards):
     """The manifests of every shard of one dataset and variant."""
     return [
-        f"{RESULTS}/samples/{wildcards.dataset}/{wildcards.variant}/shards/{i}/manifest.csv"
+        L("shard_manifest", dataset=wildcards.dataset, variant=wildcards.variant, shard=i)
         for i in range(sample_shard_count(wildcards))
     ]
+
+
+def samples_per_variant(wildcards):
+    """Samples manifest of {dataset} per variant, in VARIANTS order."""
+    return [L("samples_manifest", dataset=wildcards.dataset, variant=v) for v in VARIANTS]
+
+
+# ---------------------------------------------------------------- variants
+def variants_b_min():
+    """Variant name -> its diffusion.b_min (1 = baseline, < 1 = B-maps)."""
+    return {v: variant_b_min(config, v) for v in VARIANTS}
+
+
+def bmaps_job_config(wildcards):
+    """Resolved config of {dataset} with its strongest B-map variant (the papers' figs. 1-2)."""
+    return resolve(config, wildcards.dataset, bmaps_variant(config, wildcards.dataset))

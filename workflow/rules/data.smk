@@ -7,15 +7,15 @@ localrules:
 
 rule simulate_phantom:
     output:
-        directory(f"{RESULTS}/raw/{{dataset}}"),
+        directory(L("raw")),
     wildcard_constraints:
         dataset=one_of(SIMULATED),
     params:
         cfg=job_config,
     log:
-        f"{RESULTS}/logs/simulate_phantom/{{dataset}}.log",
+        log_of("simulate_phantom", "{dataset}"),
     benchmark:
-        f"{RESULTS}/benchmarks/simulate_phantom/{{dataset}}.tsv"
+        benchmark_of("simulate_phantom", "{dataset}")
     threads: 1
     resources:
         mem_mb=config["resources"]["cpu_mem_mb"],
@@ -28,14 +28,14 @@ rule simulate_phantom:
 
 rule download:
     output:
-        directory(f"{RESULTS}/raw/{{dataset}}"),
+        directory(L("raw")),
     wildcard_constraints:
         dataset=one_of(FETCHED),
     params:
         cfg=job_config,
-        cache=f"{RESULTS}/downloads",
+        cache=L("downloads"),
     log:
-        f"{RESULTS}/logs/download/{{dataset}}.log",
+        log_of("download", "{dataset}"),
     threads: 1
     resources:
         mem_mb=config["resources"]["cpu_mem_mb"],
@@ -49,17 +49,15 @@ rule download:
 
 rule prepare_dataset:
     input:
-        raw=f"{RESULTS}/raw/{{dataset}}",
+        raw=L("raw"),
     output:
-        manifest=f"{RESULTS}/data/{{dataset}}/manifest.csv",
-        info=f"{RESULTS}/data/{{dataset}}/dataset.json",
-        sector=f"{RESULTS}/data/{{dataset}}/sector.png",
+        **prepared_files(),
     params:
         cfg=job_config,
     log:
-        f"{RESULTS}/logs/prepare_dataset/{{dataset}}.log",
+        log_of("prepare_dataset", "{dataset}"),
     benchmark:
-        f"{RESULTS}/benchmarks/prepare_dataset/{{dataset}}.tsv"
+        benchmark_of("prepare_dataset", "{dataset}")
     threads: 1
     resources:
         mem_mb=config["resources"]["cpu_mem_mb"],

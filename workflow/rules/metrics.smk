@@ -1,19 +1,20 @@
 # Metrics stage: pretrained weights (offline), real-set FID statistics, per-variant metrics, tables 1-3.
 
-# Once weights are in place (fetched elsewhere, or metrics.weights set), delete
-# results/metrics/weights.json: fetch_weights then reruns and every metric after it.
+# Once weights are in place (fetched elsewhere, or metrics.weights set), delete the weights status
+# file (results/metrics/weights.json): fetch_weights then reruns and every metric after it.
+
 
 include: "metrics_helpers.smk"
 
 
 rule fetch_weights:
     output:
-        WEIGHTS_STATUS,
+        L("weights_status"),
     localrule: True
     params:
         metrics=config["metrics"],
     log:
-        f"{RESULTS}/logs/fetch_weights/fetch_weights.log",
+        log_of("fetch_weights", "fetch_weights"),
     threads: 1
     resources:
         mem_mb=config["resources"]["cpu_mem_mb"],
@@ -26,16 +27,16 @@ rule fetch_weights:
 
 rule real_fid_stats:
     input:
-        manifest=f"{RESULTS}/data/{{dataset}}/manifest.csv",
-        weights=WEIGHTS_STATUS,
+        **prepared_files(),
+        weights=L("weights_status"),
     output:
-        stats=f"{RESULTS}/metrics/{{dataset}}/real_fid_stats.npz",
+        stats=L("real_fid_stats"),
     params:
         cfg=job_config,
     log:
-        f"{RESULTS}/logs/real_fid_stats/{{dataset}}.log",
+        log_of("real_fid_stats", "{dataset}"),
     benchmark:
-        f"{RESULTS}/benchmarks/real_fid_stats/{{dataset}}.tsv"
+        benchmark_of("real_fid_stats", "{dataset}")
     threads: config["resources"]["threads"]
     resources:
         mem_mb=config["resources"]["gpu_mem_mb"],
@@ -49,20 +50,18 @@ rule real_fid_stats:
 
 rule compute_metrics:
     input:
-        samples=f"{RESULTS}/samples/{{dataset}}/{{variant}}/manifest.csv",
-        manifest=f"{RESULTS}/data/{{dataset}}/manifest.csv",
-        info=f"{RESULTS}/data/{{dataset}}/dataset.json",
-        stats=f"{RESULTS}/metrics/{{dataset}}/real_fid_stats.npz",
-        weights=WEIGHTS_STATUS,
-        sector=prepared_sector,
+        samples=L("samples_manifest"),
+        **prepared_files(),
+        stats=L("real_fid_stats"),
+        weights=L("weights_status"),
     output:
-        json=f"{RESULTS}/metrics/{{dataset}}/{{variant}}.json",
+        json=L("metrics_record"),
     params:
         cfg=job_config,
     log:
-        f"{RESULTS}/logs/compute_metrics/{{dataset}}/{{variant}}.log",
+        log_of("compute_metrics", "{dataset}", "{variant}"),
     benchmark:
-        f"{RESULTS}/benchmarks/compute_metrics/{{dataset}}/{{variant}}.tsv"
+        benchmark_of("compute_metrics", "{dataset}", "{variant}")
     threads: config["resources"]["threads"]
     resources:
         mem_mb=config["resources"]["gpu_mem_mb"],
@@ -76,14 +75,14 @@ rule compute_metrics:
 
 rule make_tables:
     input:
-        metrics=metrics_jsons(),
+        metrics=metrics_records(),
     output:
         **metrics_table_outputs(),
     params:
         formats=dataset_formats(),
-        b_min=variant_b_min(),
+        b_min=variants_b_min(),
     log:
-        f"{RESULTS}/logs/make_tables/make_tables.log",
+        log_of("make_tables", "make_tables"),
     threads: 1
     resources:
         mem_mb=config["resources"]["cpu_mem_mb"],

@@ -1,6 +1,7 @@
 # The HTML report: the papers' figures from our runs, sample grids, training curves, the depth
 # profile, segmentation examples, every table, and the run's provenance. `snakemake --report`
 # gathers every output wrapped in report(); the targets are report_targets() (report_helpers.smk).
+# The report reads files only: prepared data, samples, snapshots, training logs, metrics, tables.
 
 
 include: "report_helpers.smk"
@@ -8,29 +9,16 @@ include: "report_helpers.smk"
 
 rule paper_figures:
     input:
-        info=f"{RESULTS}/data/{{dataset}}/dataset.json",
-        manifest=f"{RESULTS}/data/{{dataset}}/manifest.csv",
+        **prepared_files(),
     output:
-        bmaps=report(
-            f"{FIGURES}/bmaps/{{dataset}}.png",
-            caption="../report/bmaps.rst",
-            category=CAT_PAPER,
-            subcategory="{dataset}",
-            labels={"dataset": "{dataset}", "figure": "Fig. 1 B-maps across time"},
-        ),
-        forward=report(
-            f"{FIGURES}/forward/{{dataset}}.png",
-            caption="../report/forward.rst",
-            category=CAT_PAPER,
-            subcategory="{dataset}",
-            labels={"dataset": "{dataset}", "figure": "Fig. 2 forward process"},
-        ),
+        bmaps=paper_figure("bmaps", "bmaps.rst", "Fig. 1 B-maps across time"),
+        forward=paper_figure("forward", "forward.rst", "Fig. 2 forward process"),
     params:
-        cfg=paper_figure_config,
+        cfg=bmaps_job_config,
     log:
-        f"{RESULTS}/logs/paper_figures/{{dataset}}.log",
+        log_of("paper_figures", "{dataset}"),
     benchmark:
-        f"{RESULTS}/benchmarks/paper_figures/{{dataset}}.tsv"
+        benchmark_of("paper_figures", "{dataset}")
     threads: 1
     resources:
         mem_mb=config["resources"]["cpu_mem_mb"],
@@ -41,77 +29,59 @@ rule paper_figures:
         "../scripts/paper_figures.py"
 
 
-rule reverse_process:
+rule reverse_figure:
     input:
-        models=trained_models,
-        info=f"{RESULTS}/data/{{dataset}}/dataset.json",
-        manifest=f"{RESULTS}/data/{{dataset}}/manifest.csv",
+        snapshots=snapshots_per_variant,
+        info=L("dataset_info"),
     output:
-        report(
-            f"{FIGURES}/reverse/{{dataset}}.png",
-            caption="../report/reverse.rst",
-            category=CAT_PAPER,
-            subcategory="{dataset}",
-            labels={"dataset": "{dataset}", "figure": "Fig. 3 reverse process"},
-        ),
+        paper_figure("reverse", "reverse.rst", "Fig. 3 reverse process"),
     params:
         variants=VARIANTS,
-        device=config["device"],
-        snapshots=8,
     log:
-        f"{RESULTS}/logs/reverse_process/{{dataset}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/reverse_process/{{dataset}}.tsv"
+        log_of("reverse_figure", "{dataset}"),
     threads: 1
     resources:
-        mem_mb=config["resources"]["gpu_mem_mb"],
-        runtime=config["resources"]["sample_runtime"],
-        gpu=gpu_resources(),
+        mem_mb=config["resources"]["cpu_mem_mb"],
+        runtime=config["resources"]["runtime"],
     conda:
-        env("torch")
+        env("report")
     script:
-        "../scripts/reverse_process.py"
+        "../scripts/reverse_figure.py"
 
 
 rule report_figures:
     input:
-        info=f"{RESULTS}/data/{{dataset}}/dataset.json",
-        manifest=f"{RESULTS}/data/{{dataset}}/manifest.csv",
-        samples=samples_manifests,
+        **prepared_files(),
+        samples=samples_per_variant,
         logs=train_logs,
+        metrics=metrics_per_variant,
     output:
-        qualitative=report(
-            f"{FIGURES}/qualitative/{{dataset}}.png",
-            caption="../report/qualitative.rst",
-            category=CAT_PAPER,
-            subcategory="{dataset}",
-            labels={"dataset": "{dataset}", "figure": "Fig. 4 qualitative comparison"},
-        ),
-        training=report(
-            f"{FIGURES}/training/{{dataset}}.png",
-            caption="../report/training.rst",
-            category=CAT_TRAINING,
+        qualitative=paper_figure("qualitative", "qualitative.rst", "Fig. 4 qualitative comparison"),
+        training=for_report(
+            L("figure", kind="training", name="{dataset}"),
+            "training.rst",
+            CAT_TRAINING,
             labels={"dataset": "{dataset}"},
         ),
-        depth_profile=report(
-            f"{FIGURES}/depth_profile/{{dataset}}.png",
-            caption="../report/depth_profile.rst",
-            category=CAT_PHYSICS,
+        depth_profile=for_report(
+            L("figure", kind="depth_profile", name="{dataset}"),
+            "depth_profile.rst",
+            CAT_PHYSICS,
             labels={"dataset": "{dataset}"},
         ),
         samples=sample_grid_outputs(),
     params:
         variants=VARIANTS,
     log:
-        f"{RESULTS}/logs/report_figures/{{dataset}}.log",
+        log_of("report_figures", "{dataset}"),
     benchmark:
-        f"{RESULTS}/benchmarks/report_figures/{{dataset}}.tsv"
+        benchmark_of("report_figures", "{dataset}")
     threads: 1
     resources:
         mem_mb=config["resources"]["cpu_mem_mb"],
         runtime=config["resources"]["runtime"],
     conda:
-        env("torch")
+        env("report")
     script:
         "../scripts/report_figures.py"
 
@@ -124,7 +94,7 @@ rule report_tables:
     params:
         tables=REPORT_TABLES,
     log:
-        f"{RESULTS}/logs/report_tables.log",
+        log_of("report_tables"),
     threads: 1
     resources:
         mem_mb=config["resources"]["cpu_mem_mb"],
@@ -138,20 +108,16 @@ rule report_tables:
 rule provenance:
     input:
         figures=figure_targets(),
-        tables=[f"{REPORT}/tables/{t}.html" for t in REPORT_TABLES],
+        tables=[L("report_table", name=t) for t in REPORT_TABLES],
         segment=segment_examples(),
     output:
-        html=report(
-            f"{REPORT}/provenance.html",
-            caption="../report/provenance.rst",
-            category=CAT_PROVENANCE,
-        ),
-        json=f"{REPORT}/provenance.json",
+        html=for_report(L("provenance", fmt="html"), "provenance.rst", CAT_PROVENANCE),
+        json=L("provenance", fmt="json"),
     params:
         config=config,
-        benchmarks=f"{RESULTS}/benchmarks",
+        benchmarks=L("benchmarks"),
     log:
-        f"{RESULTS}/logs/provenance.log",
+        log_of("provenance"),
     threads: 1
     resources:
         mem_mb=config["resources"]["cpu_mem_mb"],

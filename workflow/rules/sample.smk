@@ -1,20 +1,42 @@
-# Sampling per dataset and variant, scattered over sample.shards jobs (GPU) and gathered.
+# Sampling per dataset and variant: a plan written once, scattered over sample.shards jobs (GPU),
+# gathered; and one reverse chain's snapshots for the report's fig. 3.
+
+
+rule plan_samples:
+    input:
+        labels=sample_labels,
+    output:
+        plan=L("sample_plan"),
+    params:
+        cfg=job_config,
+    log:
+        log_of("plan_samples", "{dataset}", "{variant}"),
+    threads: 1
+    resources:
+        mem_mb=config["resources"]["cpu_mem_mb"],
+        runtime=config["resources"]["runtime"],
+    conda:
+        env("torch")
+    script:
+        "../scripts/plan_samples.py"
 
 
 rule sample_shard:
     input:
-        unpack(sample_inputs),
+        model=L("model"),
+        plan=L("sample_plan"),
+        labels=sample_labels,
     output:
-        manifest=f"{RESULTS}/samples/{{dataset}}/{{variant}}/shards/{{shard}}/manifest.csv",
+        manifest=L("shard_manifest"),
     wildcard_constraints:
         shard=r"\d+",
     params:
         cfg=job_config,
         shards=sample_shard_count,
     log:
-        f"{RESULTS}/logs/sample_shard/{{dataset}}/{{variant}}/{{shard}}.log",
+        log_of("sample_shard", "{dataset}", "{variant}", "{shard}"),
     benchmark:
-        f"{RESULTS}/benchmarks/sample_shard/{{dataset}}/{{variant}}/{{shard}}.tsv"
+        benchmark_of("sample_shard", "{dataset}", "{variant}", "{shard}")
     threads: config["resources"]["threads"]
     resources:
         mem_mb=config["resources"]["gpu_mem_mb"],
@@ -29,13 +51,13 @@ rule sample_shard:
 rule gather_samples:
     input:
         shards=sample_shard_manifests,
-        labels=sample_labels,
+        plan=L("sample_plan"),
     output:
-        manifest=f"{RESULTS}/samples/{{dataset}}/{{variant}}/manifest.csv",
+        manifest=L("samples_manifest"),
     params:
         cfg=job_config,
     log:
-        f"{RESULTS}/logs/gather_samples/{{dataset}}/{{variant}}.log",
+        log_of("gather_samples", "{dataset}", "{variant}"),
     threads: 1
     resources:
         mem_mb=config["resources"]["cpu_mem_mb"],
@@ -44,3 +66,27 @@ rule gather_samples:
         env("torch")
     script:
         "../scripts/gather_samples.py"
+
+
+rule reverse_snapshots:
+    input:
+        model=L("model"),
+        **prepared_files(),
+    output:
+        snapshots=L("snapshots"),
+    params:
+        device=config["device"],
+        snapshots=8,
+    log:
+        log_of("reverse_snapshots", "{dataset}", "{variant}"),
+    benchmark:
+        benchmark_of("reverse_snapshots", "{dataset}", "{variant}")
+    threads: 1
+    resources:
+        mem_mb=config["resources"]["gpu_mem_mb"],
+        runtime=config["resources"]["sample_runtime"],
+        gpu=gpu_resources(),
+    conda:
+        env("torch")
+    script:
+        "../scripts/reverse_snapshots.py"

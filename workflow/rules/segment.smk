@@ -2,21 +2,22 @@
 # each configured source (real, synthetic_<variant>, real+synthetic_<variant>) and tested on the
 # real test split, after a leakage guard; then the table in the paper's layout and contour figures.
 
+
 include: "segment_helpers.smk"
 
 
 rule check_leakage:
     input:
-        manifest=f"{RESULTS}/data/{{dataset}}/manifest.csv",
-        augmented=f"{RESULTS}/augment/{{dataset}}/manifest.csv",
+        manifest=prepared("{dataset}"),
+        augmented=labelmaps("{dataset}"),
         samples=dataset_samples,
     output:
-        f"{RESULTS}/segment/{{dataset}}/leakage_ok.txt",
+        L("leakage_report"),
     params:
         variants=dataset_sample_variants,
         sources=dataset_sources,
     log:
-        f"{RESULTS}/logs/check_leakage/{{dataset}}.log",
+        log_of("check_leakage", "{dataset}"),
     threads: 1
     resources:
         mem_mb=config["resources"]["cpu_mem_mb"],
@@ -29,23 +30,22 @@ rule check_leakage:
 
 rule train_segmenter:
     input:
-        manifest=f"{RESULTS}/data/{{dataset}}/manifest.csv",
-        info=f"{RESULTS}/data/{{dataset}}/dataset.json",
-        leakage_ok=f"{RESULTS}/segment/{{dataset}}/leakage_ok.txt",
+        **prepared_files(),
+        leakage_ok=L("leakage_report"),
         samples=source_samples,
     output:
-        metrics=f"{RESULTS}/segment/{{dataset}}/{{source}}/metrics.json",
-        model=f"{RESULTS}/segment/{{dataset}}/{{source}}/model.pt",
-        predictions=f"{RESULTS}/segment/{{dataset}}/{{source}}/predictions.npz",
+        metrics=L("segment_record"),
+        model=L("segment_model"),
+        predictions=L("segment_predictions"),
     wildcard_constraints:
-        source=one_of(sorted({s for d in SEGMENT_DATASETS for s in SEGMENT_SOURCES[d]})),
+        source=one_of(sorted({s for _, s in segment_runs()})),
     params:
         cfg=job_config,
         variants=source_sample_variants,
     log:
-        f"{RESULTS}/logs/train_segmenter/{{dataset}}/{{source}}.log",
+        log_of("train_segmenter", "{dataset}", "{source}"),
     benchmark:
-        f"{RESULTS}/benchmarks/train_segmenter/{{dataset}}/{{source}}.tsv"
+        benchmark_of("train_segmenter", "{dataset}", "{source}")
     threads: config["resources"]["threads"]
     resources:
         gpu=gpu_resources(),
@@ -59,18 +59,16 @@ rule train_segmenter:
 
 rule segmentation_table:
     input:
-        metrics=segment_metrics(),
-        predictions=segment_predictions(),
+        metrics=[L("segment_record", dataset=d, source=s) for d, s in segment_runs()],
+        predictions=[L("segment_predictions", dataset=d, source=s) for d, s in segment_runs()],
         manifests=[prepared(d) for d in SEGMENT_DATASETS],
     output:
-        csv=f"{RESULTS}/tables/segmentation.csv",
-        md=f"{RESULTS}/tables/segmentation.md",
-        tex=f"{RESULTS}/tables/segmentation.tex",
+        **segmentation_tables(),
         figures=segment_figures(),
     params:
         layout=segment_layout(),
     log:
-        f"{RESULTS}/logs/segmentation_table.log",
+        log_of("segmentation_table"),
     threads: 1
     resources:
         mem_mb=config["resources"]["cpu_mem_mb"],

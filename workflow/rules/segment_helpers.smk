@@ -1,4 +1,4 @@
-# Helpers of the segment stage (workflow/rules/segment.smk): sources, paths, targets.
+# Helpers of the segment stage (workflow/rules/segment.smk): sources, inputs, targets.
 
 from sonodiff.segment.sources import check_network, parse_source, source_variants
 
@@ -20,24 +20,14 @@ SEGMENT_DATASETS = [d for d in DATASETS if has_labels(d)]
 SEGMENT_SOURCES = {d: checked_sources(d) for d in SEGMENT_DATASETS}
 
 
-def segment_dir(dataset, source):
-    return f"{RESULTS}/segment/{dataset}/{source}"
-
-
-def samples_manifest(dataset, variant):
-    return f"{RESULTS}/samples/{dataset}/{variant}/manifest.csv"
+def source_sample_variants(wildcards):
+    """The variants whose samples one source trains on."""
+    return source_variants([wildcards.source])
 
 
 def source_samples(wildcards):
-    """Samples manifests of the variants that one source trains on."""
-    return [
-        samples_manifest(wildcards.dataset, v) for v in source_variants([wildcards.source])
-    ]
-
-
-def source_sample_variants(wildcards):
-    """The variants of source_samples, in the same order."""
-    return source_variants([wildcards.source])
+    """Samples manifests of source_sample_variants, in the same order."""
+    return [L("samples_manifest", dataset=wildcards.dataset, variant=v) for v in source_sample_variants(wildcards)]
 
 
 def dataset_sample_variants(wildcards):
@@ -47,53 +37,44 @@ def dataset_sample_variants(wildcards):
 
 def dataset_samples(wildcards):
     """Samples manifests of dataset_sample_variants, in the same order."""
-    return [
-        samples_manifest(wildcards.dataset, v) for v in dataset_sample_variants(wildcards)
-    ]
+    return [L("samples_manifest", dataset=wildcards.dataset, variant=v) for v in dataset_sample_variants(wildcards)]
 
 
 def dataset_sources(wildcards):
     return SEGMENT_SOURCES[wildcards.dataset]
 
 
-def segment_metrics():
-    return [
-        f"{segment_dir(d, s)}/metrics.json"
-        for d in SEGMENT_DATASETS
-        for s in SEGMENT_SOURCES[d]
-    ]
-
-
-def segment_predictions():
-    return [
-        f"{segment_dir(d, s)}/predictions.npz"
-        for d in SEGMENT_DATASETS
-        for s in SEGMENT_SOURCES[d]
-    ]
+def segment_runs():
+    """Every (dataset, source) pair that trains a segmenter."""
+    return [(d, s) for d in SEGMENT_DATASETS for s in SEGMENT_SOURCES[d]]
 
 
 def segment_figures():
-    return [f"{RESULTS}/figures/segment/{d}.png" for d in SEGMENT_DATASETS]
+    return [L("figure", kind="segment", name=d) for d in SEGMENT_DATASETS]
 
 
 def segment_layout():
-    """Per dataset: prepared manifest, figure path, and per source its metrics and predictions."""
+    """Per dataset: the prepared dataset's files, figure path, and per source its record and predictions."""
     return {
         d: {
-            "manifest": prepared(d),
-            "figure": f"{RESULTS}/figures/segment/{d}.png",
-            "metrics": {s: f"{segment_dir(d, s)}/metrics.json" for s in SEGMENT_SOURCES[d]},
-            "predictions": {
-                s: f"{segment_dir(d, s)}/predictions.npz" for s in SEGMENT_SOURCES[d]
-            },
+            "manifest": L("dataset_manifest", dataset=d),
+            "info": L("dataset_info", dataset=d),
+            "sector": L("dataset_sector", dataset=d),
+            "figure": L("figure", kind="segment", name=d),
+            "metrics": {s: L("segment_record", dataset=d, source=s) for s in SEGMENT_SOURCES[d]},
+            "predictions": {s: L("segment_predictions", dataset=d, source=s) for s in SEGMENT_SOURCES[d]},
         }
         for d in SEGMENT_DATASETS
     }
+
+
+def segmentation_tables():
+    """The segmentation table's files, by format."""
+    return {fmt: L("table", name="segmentation", fmt=fmt) for fmt in TABLE_FORMATS}
 
 
 def segment_targets():
     """The segmentation table and the contour figures (nothing without labelled datasets)."""
     if not SEGMENT_DATASETS:
         return []
-    tables = [f"{RESULTS}/tables/segmentation.{ext}" for ext in ("csv", "md", "tex")]
-    return tables + segment_figures()
+    return list(segmentation_tables().values()) + segment_figures()
