@@ -1,12 +1,17 @@
 """Phantom simulation rate: images per second per core, fast and SIMUS modes, at 128 x 128.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_phantom.py [--size 128] [--fast-images 60] [--simus-images 2]
+        [--liver-simus-images 0]
 
-For each phantom (CAMUS-like cardiac sector, SegThy-like neck linear) and mode it times, on one
-core, the one-off set-up (PSFs or the delay-and-sum matrix) and then the per-image work (scene,
-B-mode simulation, label map), and prints images/s per core from CPU time (process time, which
-the other jobs on a shared machine do not inflate) and from wall time. It then times a whole
-``simulate_camus`` dataset (fast mode, set-up and NIfTI writing included).
+For each phantom (CAMUS-like cardiac sector, SegThy-like neck linear, liver-like abdominal convex)
+and mode it times, on one core, the one-off set-up (PSFs or the delay-and-sum matrix) and then the
+per-image work (scene, B-mode simulation, label map), and prints images/s per core from CPU time
+(process time, which the other jobs on a shared machine do not inflate) and from wall time. It
+then times whole datasets (fast mode, set-up and file writing included): ``simulate_camus`` with
+6 patients, and ``simulate_liver`` at the default config's size (``--liver-patients`` x
+``--liver-frames`` images of ``--liver-size`` pixels), the ``simulate_phantom`` job of the demo.
+The liver's SIMUS mode (about 9e4 scatterers x 128 elements, minutes per image) runs only with
+``--liver-simus-images`` > 0.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from sonodiff.phantom import CARDIAC, NECK, Simulator, cardiac, neck, simulate_camus  # noqa: E402
+from sonodiff.phantom import (ABDOMEN, CARDIAC, NECK, Simulator, cardiac, liver, neck,  # noqa: E402
+                              simulate_camus, simulate_liver)
 from sonodiff.phantom.bmode import psf_bank  # noqa: E402
 
 
@@ -34,6 +40,9 @@ def scenes(phantom: str, n: int):
             for view in cardiac.VIEWS:
                 for phase in cardiac.PHASES:
                     out.append(cardiac.scene(patient, view, phase))
+        elif phantom == "liver":
+            patient = liver.draw_patient(np.random.default_rng([0, p]))
+            out.extend(liver.scene(patient, float(y)) for y in liver.frame_positions(patient, 4))
         else:
             patient = neck.draw_patient(np.random.default_rng([0, p]))
             out.extend(neck.scene(patient, float(y)) for y in neck.slice_positions(patient, 8))
@@ -42,7 +51,8 @@ def scenes(phantom: str, n: int):
 
 
 def bench(phantom: str, mode: str, size: int, n: int) -> dict:
-    transducer, physics = (CARDIAC, cardiac.PHYSICS) if phantom == "camus" else (NECK, neck.PHYSICS)
+    transducer, physics = {"camus": (CARDIAC, cardiac.PHYSICS), "segthy": (NECK, neck.PHYSICS),
+                           "liver": (ABDOMEN, liver.PHYSICS)}[phantom]
     c0, w0 = time.process_time(), time.perf_counter()
     sim = Simulator(transducer, mode, size, physics)
     setup_cpu, setup_wall = time.process_time() - c0, time.perf_counter() - w0
@@ -64,12 +74,17 @@ def main() -> None:
     ap.add_argument("--fast-images", type=int, default=60)
     ap.add_argument("--simus-images", type=int, default=2)
     ap.add_argument("--skip-simus", action="store_true")
+    ap.add_argument("--liver-patients", type=int, default=10)
+    ap.add_argument("--liver-frames", type=int, default=4)
+    ap.add_argument("--liver-size", type=int, default=64)
+    ap.add_argument("--liver-simus-images", type=int, default=0)
     args = ap.parse_args()
     rows = []
-    for phantom in ("camus", "segthy"):
+    for phantom in ("camus", "segthy", "liver"):
         rows.append(bench(phantom, "fast", args.size, args.fast_images))
-        if not args.skip_simus:
-            rows.append(bench(phantom, "simus", args.size, args.simus_images))
+        n_simus = args.liver_simus_images if phantom == "liver" else args.simus_images
+        if not args.skip_simus and n_simus > 0:
+            rows.append(bench(phantom, "simus", args.size, n_simus))
     print(f"phantom simulation at {args.size}x{args.size} (OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']})")
     print(f"{'phantom':8} {'mode':6} {'n':>4} {'setup cpu s':>11} {'cpu s/img':>10} {'img/s/core':>10} "
           f"{'wall s/img':>10} {'img/s wall':>10}")
@@ -83,6 +98,16 @@ def main() -> None:
         cpu, wall = time.process_time() - c0, time.perf_counter() - w0
     print(f"simulate_camus dataset, 6 patients x 4 images, fast, set-up and NIfTI writing included: "
           f"{24 / cpu:.2f} img/s/core ({cpu:.2f} s cpu, {wall:.2f} s wall)")
+    psf_bank.cache_clear()
+    n = args.liver_patients * args.liver_frames
+    with tempfile.TemporaryDirectory() as tmp:
+        c0, w0 = time.process_time(), time.perf_counter()
+        simulate_liver(tmp, patients=args.liver_patients, mode="fast", size=args.liver_size,
+                       frames=args.liver_frames, seed=0, progress=False)
+        cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+    print(f"simulate_liver dataset, {args.liver_patients} patients x {args.liver_frames} images at "
+          f"{args.liver_size} px, fast, set-up and PNG writing included: {n / cpu:.2f} img/s/core "
+          f"({cpu:.2f} s cpu, {wall:.2f} s wall)")
 
 
 if __name__ == "__main__":

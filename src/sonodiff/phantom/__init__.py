@@ -4,18 +4,20 @@
 2 myocardium, 3 left atrium) imaged by a 75-degree phased-array sector, written as the CAMUS
 NIfTI release. ``phantom_segthy``: 3-D neck volumes (thyroid, carotids, jugulars, trachea as air)
 imaged slice by slice by a linear array, written as the SegThy volunteer dataset.
+``phantom_liver``: unlabelled abdominal planes (liver parenchyma, hepatic and portal veins, capsule,
+diaphragm) imaged by a convex array, a few parallel planes per patient, written as a folder of PNGs.
 
 Modules: :mod:`probe` (the :class:`~sonodiff.phantom.probe.Transducer`: geometry, beam grid, scan
 conversion), :mod:`bmode` (SIMUS and fast convolution models, envelope, log compression),
-:mod:`tissue` (scenes, echogenicity, texture), :mod:`cardiac` and :mod:`neck` (anatomies),
+:mod:`tissue` (scenes, echogenicity, texture), :mod:`cardiac`, :mod:`neck` and :mod:`liver` (anatomies),
 :mod:`raw_layout` (the raw datasets' files), :mod:`simulate` (datasets).
 """
 
 from sonodiff.phantom.bmode import FastModel, Physics, SimusModel, Simulator
-from sonodiff.phantom.probe import CARDIAC, NECK, Transducer
-from sonodiff.phantom.simulate import simulate_camus, simulate_phantom, simulate_segthy
+from sonodiff.phantom.probe import ABDOMEN, CARDIAC, NECK, Transducer
+from sonodiff.phantom.simulate import simulate_camus, simulate_liver, simulate_phantom, simulate_segthy
 
 __all__ = [
-    "CARDIAC", "NECK", "FastModel", "Physics", "SimusModel", "Simulator", "Transducer",
-    "simulate_camus", "simulate_phantom", "simulate_segthy",
+    "ABDOMEN", "CARDIAC", "NECK", "FastModel", "Physics", "SimusModel", "Simulator", "Transducer",
+    "simulate_camus", "simulate_liver", "simulate_phantom", "simulate_segthy",
 ]

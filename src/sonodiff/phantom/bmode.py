@@ -74,8 +74,8 @@ def _simus_iq(transducer: Transducer, param, delays: np.ndarray, x: np.ndarray, 
 
     SIMUS is linear in the scatterers, so they are simulated in chunks of ``SIMUS_CHUNK`` (the
     exponential arrays then stay in cache) and the RF signals summed. Each chunk carries a silent
-    scatterer (RC = 0) at the farthest corner of the image so that every chunk gets the same
-    frequency sampling and RF length.
+    scatterer (RC = 0) at the farthest corner of the image (of the fan, convex array) so that every
+    chunk gets the same frequency sampling and RF length.
     """
     import pymust
 
@@ -84,7 +84,10 @@ def _simus_iq(transducer: Transducer, param, delays: np.ndarray, x: np.ndarray, 
     opts.WaitBar = False
     opts.dBThresh = DB_THRESH
     opts.ElementSplitting = 1
-    far_x, far_z = transducer.image_width / 2, transducer.depth
+    if transducer.kind == "convex":
+        far_x, far_z = (float(v[-1]) for v in transducer.far_points())
+    else:
+        far_x, far_z = transducer.image_width / 2, transducer.depth
     rf = np.zeros((n_samples, transducer.n_elements))
     for start in range(0, max(len(x), 1), SIMUS_CHUNK):
         sl = slice(start, start + SIMUS_CHUNK)
@@ -107,8 +110,13 @@ def _das_matrix(transducer: Transducer, param, delays: np.ndarray, n_samples: in
 
 def _n_samples(transducer: Transducer, param, delays: np.ndarray) -> int:
     """RF length (samples) covering the round trip to the farthest imaged point plus the pulse."""
-    aperture = transducer.n_elements * transducer.pitch
-    far = math.hypot(transducer.depth, transducer.image_width / 2 + aperture / 2)
+    if transducer.kind == "convex":
+        ex, ez, _, _ = param.getElementPositions()
+        fx, fz = transducer.far_points()
+        far = float(np.max(np.hypot(fx[:, None] - ex.ravel(), fz[:, None] - ez.ravel())))
+    else:
+        aperture = transducer.n_elements * transducer.pitch
+        far = math.hypot(transducer.depth, transducer.image_width / 2 + aperture / 2)
     pulse = 4 / (transducer.fc * transducer.bandwidth / 100)
     t = 2 * far / transducer.c + float(np.nanmax(delays)) + pulse
     return int(math.ceil(t * param.fs))
@@ -129,13 +137,18 @@ class SimusModel:
         self.n_scatterers = int(round(physics.scatterers_per_wavelength2 * area / transducer.wavelength ** 2))
 
     def scatterers(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Uniform positions over the imaged region (uniform in area for the sector)."""
+        """Uniform positions over the imaged region (uniform in area for the sector and convex fans)."""
         n, p = self.n_scatterers, self.transducer
         if p.kind == "sector":
             r0 = 2 * p.wavelength
             r = np.sqrt(rng.uniform(r0 ** 2, p.depth ** 2, n))
             th = rng.uniform(-p.half_opening, p.half_opening, n)
             return r * np.sin(th), r * np.cos(th)
+        if p.kind == "convex":
+            r0 = p.radius + p.wavelength
+            r = np.sqrt(rng.uniform(r0 ** 2, (p.radius + p.depth) ** 2, n))
+            th = rng.uniform(-p.half_opening, p.half_opening, n)
+            return r * np.sin(th), r * np.cos(th) - p.apothem
         x = rng.uniform(-p.image_width / 2, p.image_width / 2, n)
         z = rng.uniform(p.wavelength, p.depth, n)
         return x, z
@@ -152,6 +165,8 @@ class SimusModel:
 def _region_area(transducer: Transducer) -> float:
     if transducer.kind == "sector":
         return transducer.half_opening * transducer.depth ** 2
+    if transducer.kind == "convex":
+        return transducer.half_opening * ((transducer.radius + transducer.depth) ** 2 - transducer.radius ** 2)
     return transducer.image_width * transducer.depth
 
 
@@ -176,15 +191,13 @@ def psf_bank(transducer: Transducer, n_depths: int, half_rows: int, half_cols: i
     taper = np.outer(signal.windows.tukey(2 * hr + 1, 0.5), signal.windows.tukey(2 * hc + 1, 0.5))
     kernels, gains = [], []
     for row in node_rows:
-        a, lat0 = grid.axial[row], grid.lateral[c0]
-        x0, z0 = (a * np.sin(lat0), a * np.cos(lat0)) if grid.kind == "sector" else (lat0, a)
+        x0, z0 = grid.to_cartesian(grid.axial[row], grid.lateral[c0])
         iq = _simus_iq(transducer, param, delays, np.array([x0]), np.array([z0]), np.array([1.0]), n_samples)
         rows = np.arange(row - hr, row + hr + 1)
         cols = np.arange(c0 - hc, c0 + hc + 1)
         ax = grid.axial[0] + rows * grid.d_axial
         lat = grid.lateral[0] + cols * grid.d_lateral
-        A, L = np.meshgrid(ax, lat, indexing="ij")
-        px, pz = (A * np.sin(L), A * np.cos(L)) if grid.kind == "sector" else (L, A)
+        px, pz = grid.to_cartesian(*np.meshgrid(ax, lat, indexing="ij"))
         das = _das_matrix(transducer, param, delays, n_samples, px, pz)
         h = np.asarray(das @ iq.reshape(-1, order="F")).reshape(px.shape, order="F") * taper
         norm = float(np.sqrt(np.sum(np.abs(h) ** 2)))

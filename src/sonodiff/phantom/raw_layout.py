@@ -1,4 +1,4 @@
-"""Writing phantoms in the real datasets' on-disk layouts (CAMUS NIfTI release, SegThy).
+"""Writing phantoms in the real datasets' on-disk layouts (CAMUS NIfTI release, SegThy, a folder).
 
 CAMUS (current NIfTI release)::
 
@@ -11,6 +11,10 @@ SegThy (volunteer dataset)::
 
     US_volunteer_dataset/data/<name>.nii.gz                image volume (uint8)
     US_volunteer_dataset/ground_truth_data/<name>.nii.gz   label volume (uint8, values 0..5)
+
+Folder (a user's own unlabelled images, the ``folder`` format; image_glob ``*/*.png``)::
+
+    <patient>/frame<k>.png      uint8 grey image (H, W), the probe at row 0
 
 NIfTI files are written by SimpleITK from numpy arrays, so ``sitk.GetArrayFromImage`` returns the
 array as written (2-D: (H, W), the probe at row 0). SimpleITK's gzip stream has a zero timestamp,
@@ -65,6 +69,11 @@ def write_camus_split(root: Path, split: dict[str, list[str]]) -> None:
 def segthy_paths(root: Path, name: str) -> tuple[Path, Path]:
     base = root / "US_volunteer_dataset"
     return base / "data" / f"{name}.nii.gz", base / "ground_truth_data" / f"{name}.nii.gz"
+
+
+def folder_image_path(root: Path, patient: str, frame: int, frames: int) -> Path:
+    """``<patient>/frame<k>.png``, k zero-padded to the width of ``frames`` (at least 2 digits)."""
+    return root / patient / f"frame{frame:0{max(2, len(str(frames)))}d}.png"
 
 
 def split_patients(ids: Sequence[str], fractions: dict[str, float], rng: np.random.Generator) -> dict[str, list[str]]:

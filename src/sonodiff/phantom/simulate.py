@@ -18,10 +18,10 @@ import numpy as np
 from tqdm import tqdm
 
 from sonodiff.errors import InputError
-from sonodiff.io import atomic_dir
-from sonodiff.phantom import cardiac, neck, raw_layout
+from sonodiff.io import atomic_dir, write_png
+from sonodiff.phantom import cardiac, liver, neck, raw_layout
 from sonodiff.phantom.bmode import Physics, Simulator
-from sonodiff.phantom.probe import CARDIAC, NECK, Transducer
+from sonodiff.phantom.probe import ABDOMEN, CARDIAC, NECK, Transducer
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,38 @@ def simulate_segthy(root: str | Path, patients: int, mode: str = "fast", size: i
     return names
 
 
-FORMATS = {"camus": "camus", "segthy": "segthy"}
+def simulate_liver(root: str | Path, patients: int, mode: str = "fast", size: int = 64, frames: int = 4,
+                   seed: int = 0, transducer: Transducer = ABDOMEN, physics: Physics = liver.PHYSICS,
+                   progress: bool = True) -> list[str]:
+    """Write an unlabelled liver phantom in the ``folder`` layout: ``<patient>/frame<k>.png``.
+
+    Each patient gets ``frames`` images, parallel planes of one sweep through the same liver
+    (:func:`sonodiff.phantom.liver.frame_positions`), each ``size`` x ``size`` with the convex fan
+    (0 outside it). No label maps. Returns the patient ids (``patient01`` ...).
+    """
+    root = Path(root)
+    sim = Simulator(transducer, mode, size, physics)
+    width = max(2, len(str(patients)))
+    names = [f"patient{i + 1:0{width}d}" for i in range(patients)]
+    bar = tqdm(total=patients * frames, desc="phantom_liver", unit="img", disable=not progress)
+    for p, name in enumerate(names):
+        patient = liver.draw_patient(np.random.default_rng([seed, ANATOMY, p]), transducer)
+        noise_db = liver.HABITUS_NOISE_DB[patient.habitus]
+        for k, y in enumerate(liver.frame_positions(patient, frames)):
+            rng = np.random.default_rng([seed, SPECKLE, p, k])
+            image = sim.image(liver.scene(patient, float(y), transducer), rng, noise_db)
+            path = raw_layout.folder_image_path(root, name, k, frames)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_png(path, image)
+            bar.update()
+    bar.close()
+    _provenance(root, "liver", transducer, physics, {"patients": patients, "mode": mode, "size": size,
+                                                     "slices": frames, "seed": seed})
+    return names
+
+
+#: The on-disk format each phantom is written in.
+FORMATS = {"camus": "camus", "segthy": "segthy", "liver": "folder"}
 
 
 def simulate_phantom(cfg: Mapping, out_dir: str | Path, progress: bool = True) -> Path:
@@ -121,7 +152,9 @@ def simulate_phantom(cfg: Mapping, out_dir: str | Path, progress: bool = True) -
 
     Reads ``cfg["data"]["source"]["simulate"]`` (phantom, patients, mode, size, slices, seed), the
     dataset's ``format`` and ``slice_axis``, and ``cfg["split"]["fractions"]`` for the CAMUS
-    phantom's official split. The folder appears whole or not at all.
+    phantom's official split. ``slices`` is the SegThy phantom's slices per volume and the liver
+    phantom's images per patient. The liver phantom checks that the dataset's ``image_glob``
+    finds the images it wrote. The folder appears whole or not at all.
     """
     data = cfg["data"]
     name = cfg.get("dataset", "dataset")
@@ -131,7 +164,7 @@ def simulate_phantom(cfg: Mapping, out_dir: str | Path, progress: bool = True) -
         raise InputError(f"config key datasets.{name}.source", "has no simulate entry")
     phantom = sim["phantom"]
     if phantom not in FORMATS:
-        raise InputError(f"{where}.phantom", f"unknown phantom {phantom!r} (camus or segthy)")
+        raise InputError(f"{where}.phantom", f"unknown phantom {phantom!r} ({', '.join(FORMATS)})")
     if data.get("format") != FORMATS[phantom]:
         raise InputError(f"config key datasets.{name}.format",
                          f"a {phantom} phantom is written in the {FORMATS[phantom]} layout, not {data.get('format')!r}")
@@ -141,8 +174,15 @@ def simulate_phantom(cfg: Mapping, out_dir: str | Path, progress: bool = True) -
             fractions = cfg.get("split", {}).get("fractions", DEFAULT_FRACTIONS)
             simulate_camus(tmp, sim["patients"], sim["mode"], sim["size"], sim["seed"], fractions,
                            progress=progress)
-        else:
+        elif phantom == "segthy":
             simulate_segthy(tmp, sim["patients"], sim["mode"], sim["size"], sim.get("slices", 8), sim["seed"],
                             data.get("slice_axis", 2), progress=progress)
+        else:
+            simulate_liver(tmp, sim["patients"], sim["mode"], sim["size"], sim.get("slices", 8), sim["seed"],
+                           progress=progress)
+            glob = data.get("image_glob", "")
+            if not glob or not any(Path(tmp).glob(glob)):
+                raise InputError(f"config key datasets.{name}.image_glob",
+                                 f"{glob!r} finds none of the liver phantom's images (use '*/*.png')")
     log.info("wrote %s phantom to %s", phantom, out_dir)
     return out_dir
