@@ -50,6 +50,12 @@ def has_labels(dataset):
     return len([v for v in ds["labels"].values() if v != 0]) > 0
 
 
+#: Datasets with label maps (semantic models, the segmentation check); the others are unconditional.
+LABELLED = [d for d in DATASETS if has_labels(d)]
+#: The metrics stage's tables (Domínguez et al. tables 1-2 and the physics table).
+METRIC_TABLES = ["fid", "paired", "physics"]
+
+
 def gpu_resources():
     """GPUs a GPU rule asks for (0 runs it on the CPU)."""
     return config["resources"]["gpus"]
@@ -86,7 +92,7 @@ def labelmaps(dataset):
 
 
 def prepare_targets():
-    return [prepared(d) for d in DATASETS] + [labelmaps(d) for d in DATASETS if has_labels(d)]
+    return [prepared(d) for d in DATASETS] + [labelmaps(d) for d in LABELLED]
 
 
 def all_targets():
@@ -115,6 +121,11 @@ def sample_shard_manifests(wildcards):
 def samples_per_variant(wildcards):
     """Samples manifest of {dataset} per variant, in VARIANTS order."""
     return [L("samples_manifest", dataset=wildcards.dataset, variant=v) for v in VARIANTS]
+
+
+def metrics_per_variant(wildcards):
+    """Metrics record of {dataset} per variant, in VARIANTS order."""
+    return [L("metrics_record", dataset=wildcards.dataset, variant=v) for v in VARIANTS]
 
 
 # ---------------------------------------------------------------- variants

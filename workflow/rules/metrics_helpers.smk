@@ -1,7 +1,5 @@
 # Helpers of the metrics stage (workflow/rules/metrics.smk): targets and table parameters.
 
-METRIC_TABLES = ["fid", "paired", "physics"]
-
 
 def metrics_targets():
     """The metrics stage's final outputs: tables 1-3 (fid, paired, physics) as CSV, Markdown, LaTeX."""
@@ -11,11 +9,6 @@ def metrics_targets():
 def metrics_records():
     """Every dataset's and variant's metrics record."""
     return [L("metrics_record", dataset=d, variant=v) for d in DATASETS for v in VARIANTS]
-
-
-def metrics_per_variant(wildcards):
-    """Metrics record of {dataset} per variant, in VARIANTS order."""
-    return [L("metrics_record", dataset=wildcards.dataset, variant=v) for v in VARIANTS]
 
 
 def metrics_table_outputs():

@@ -1,7 +1,7 @@
 # Helpers of the report stage (workflow/rules/report.smk): categories, inputs, targets.
 
 #: Tables written by the metrics and segment stages, shown in the report as HTML pages.
-REPORT_TABLES = METRIC_TABLES + (["segmentation"] if SEGMENT_DATASETS else [])
+REPORT_TABLES = METRIC_TABLES + (["segmentation"] if LABELLED else [])
 CAT_PAPER = "1. Paper figures"
 CAT_SAMPLES = "2. Samples"
 CAT_TRAINING = "3. Training"
@@ -70,7 +70,7 @@ def segment_examples():
     """The segment stage's example figures, flagged for the report (datasets with labels)."""
     return [
         for_report(L("figure", kind="segment", name=d), "segment_examples.rst", CAT_SEGMENT, labels={"dataset": d})
-        for d in SEGMENT_DATASETS
+        for d in LABELLED
     ]
 
 

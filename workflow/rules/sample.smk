@@ -25,6 +25,7 @@ rule sample_shard:
     input:
         model=L("model"),
         plan=L("sample_plan"),
+        sector=L("dataset_sector"),
         labels=sample_labels,
     output:
         manifest=L("shard_manifest"),

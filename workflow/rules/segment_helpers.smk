@@ -16,7 +16,7 @@ def checked_sources(dataset):
     return [parse_source(s, VARIANTS).name for s in seg["sources"]]
 
 
-SEGMENT_DATASETS = [d for d in DATASETS if has_labels(d)]
+SEGMENT_DATASETS = LABELLED
 SEGMENT_SOURCES = {d: checked_sources(d) for d in SEGMENT_DATASETS}
 
 
