@@ -37,10 +37,24 @@ def run_snakemake(workdir: Path, *args: str, configfile: Path | None = None, tim
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
-@pytest.fixture(scope="session")
-def dag_run(tmp_path_factory):
-    """The whole DAG on the default config, run once per test session in a scratch folder."""
-    workdir = tmp_path_factory.mktemp("dag")
-    proc = run_snakemake(workdir, "--cores", "2")
+TEST_CONFIG = ROOT / "config" / "test.yaml"
+DEMO_CONFIG = ROOT / "config" / "config.yaml"
+
+
+def _whole_dag(workdir: Path, configfile: Path) -> Path:
+    proc = run_snakemake(workdir, "--cores", "2", configfile=configfile)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-8000:]
     return workdir
+
+
+@pytest.fixture(scope="session")
+def dag_run(tmp_path_factory):
+    """The whole DAG on the tiny test config (every rule, both variants, both model kinds, every
+    table), run once per test session in a scratch folder."""
+    return _whole_dag(tmp_path_factory.mktemp("dag"), TEST_CONFIG)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """The whole DAG on the default config (the user's demo, what `make run` runs), run once."""
+    return _whole_dag(tmp_path_factory.mktemp("demo"), DEMO_CONFIG)

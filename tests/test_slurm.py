@@ -5,8 +5,9 @@ slurmd by hand; Debian's slurm-wlm and munge are installed when missing) with on
 the session fixture always stops it again with ``stop_slurm.sh``. The cluster tests skip, saying
 why, only where SLURM cannot be installed or started (the script exits 77).
 
-- The default config's whole DAG (target ``all``) run through the SLURM profile gives the same
-  files as the local run of the same DAG (``dag_run`` in conftest), every one equal: byte for
+- The test config's whole DAG (``config/test.yaml``, target ``all``: every rule, both variants,
+  both model kinds) run through the SLURM profile gives the same files as the local run of the
+  same DAG (``dag_run`` in conftest), every one equal: byte for
   byte, images pixel for pixel, checkpoints tensor for tensor (not their process RNG states),
   training logs but for their speed column. Both wall times are printed and recorded.
 - A training job cancelled with ``scancel`` after it wrote a checkpoint is submitted again by
@@ -122,10 +123,11 @@ def snakemake_wall_time(workdir: Path) -> float:
 
 @pytest.fixture(scope="module")
 def cluster_run(slurm_cluster, tmp_path_factory):
-    """The default config's whole DAG through profiles/slurm: (workdir, seconds)."""
+    """The test config's whole DAG through profiles/slurm: (workdir, seconds)."""
     workdir = copy_workflow(tmp_path_factory.mktemp("slurm_dag"))
     start = time.monotonic()
-    proc = subprocess.run(snakemake_cmd(workdir, "slurm", *CLUSTER_ARGS), cwd=workdir, capture_output=True,
+    proc = subprocess.run(snakemake_cmd(workdir, "slurm", *CLUSTER_ARGS, "--configfile", str(workdir / "config" / "test.yaml")),
+                          cwd=workdir, capture_output=True,
                           text=True, env=job_env())
     seconds = time.monotonic() - start
     assert proc.returncode == 0, failure(proc.stdout + proc.stderr, workdir, slurm_cluster)
@@ -198,7 +200,7 @@ def test_slurm_run_gives_the_local_outputs(cluster_run, dag_run, record_property
     local_seconds = snakemake_wall_time(dag_run)
     record_property("slurm_seconds", round(cluster_seconds, 1))
     record_property("local_seconds", round(local_seconds, 1))
-    print(f"\nwhole DAG, default config: SLURM {cluster_seconds:.0f} s, local {local_seconds:.0f} s")
+    print(f"\nwhole DAG, test config: SLURM {cluster_seconds:.0f} s, local {local_seconds:.0f} s")
 
     ours, theirs = result_files(workdir), result_files(dag_run)
     assert ours == theirs, f"only on SLURM: {sorted(ours - theirs)[:10]}; only local: {sorted(theirs - ours)[:10]}"
@@ -217,18 +219,19 @@ def test_slurm_run_gives_the_local_outputs(cluster_run, dag_run, record_property
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_cancelled_training_resumes_from_its_checkpoint(slurm_cluster, tmp_path):
-    dataset, variant = "phantom_camus", "bmaps"
+    dataset, variant = "tiny_camus", "bmaps"
     workdir = copy_workflow(tmp_path / "wf")
-    # A short training with a checkpoint every 10 steps, so that one exists early.
-    config = workdir / "config" / "config.yaml"
+    # The test config's tiny model, trained 1000 steps (tens of seconds) with a checkpoint every 10,
+    # so that one exists early and the job is still running when it is cancelled.
+    config = workdir / "config" / "test.yaml"
     text = config.read_text()
-    text, n_steps = re.subn(r"(?m)^(  steps:)\s*\d+", r"\1 60", text)
+    text, n_steps = re.subn(r"(?m)^(train:\n  steps:)\s*\d+", r"\1 1000", text)
     text, n_every = re.subn(r"(?m)^(  checkpoint_every:)\s*\d+", r"\1 10", text)
     assert n_steps == n_every == 1
     config.write_text(text)
     model_dir = workdir / "results" / "models" / dataset / variant
     target = f"results/models/{dataset}/{variant}/model.pt"
-    cmd = snakemake_cmd(workdir, "slurm", *CLUSTER_ARGS, "--", target, timeout=1500)
+    cmd = snakemake_cmd(workdir, "slurm", *CLUSTER_ARGS, "--configfile", str(config), "--", target, timeout=1500)
     out_path = tmp_path / "snakemake.out"
     with open(out_path, "w") as out:
         proc = subprocess.Popen(cmd, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, env=job_env())
@@ -254,9 +257,9 @@ def test_cancelled_training_resumes_from_its_checkpoint(slurm_cluster, tmp_path)
     resubmitted = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: \S*rule_train_model", output)
     assert len(resubmitted) == 2 and resubmitted[0] == training[0], output[-4000:]
     log = (workdir / "results" / "logs" / "train_model" / dataset / f"{variant}.log").read_text(errors="replace")
-    resumed = re.search(r"resuming from \S*step_(\d+)\.pt \(step (\d+) of 60\)", log)
+    resumed = re.search(r"resuming from \S*step_(\d+)\.pt \(step (\d+) of 1000\)", log)
     assert resumed, log[-3000:]
     assert int(resumed.group(2)) >= 10
     import torch
 
-    assert torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True)["step"] == 60
+    assert torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True)["step"] == 1000

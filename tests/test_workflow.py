@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -14,7 +16,7 @@ def test_lint_is_clean(tmp_path):
     assert "Lints for" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("config", ["config.yaml", "paper.yaml"])
+@pytest.mark.parametrize("config", ["config.yaml", "test.yaml", "paper.yaml"])
 def test_dry_run(tmp_path, config):
     proc = run_snakemake(tmp_path, "-n", "--quiet", "rules", configfile=ROOT / "config" / config)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -34,19 +36,52 @@ def test_bad_config_stops_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
-@pytest.mark.slow
-def test_whole_dag_on_default_config(dag_run):
-    for dataset in ("phantom_camus", "phantom_segthy"):
-        manifest = pd.read_csv(dag_run / "results" / "data" / dataset / "manifest.csv", dtype=str)
-        splits_per_patient = manifest.groupby("patient_id")["split"].nunique()
-        assert (splits_per_patient == 1).all(), "a patient appears in two splits"
+#: Rules the test config's DAG must run (download needs a URL and has its own test).
+EVERY_RULE = {"simulate_phantom", "prepare_dataset", "augment_labels", "train_model", "plan_samples",
+              "sample_shard", "gather_samples", "reverse_snapshots", "fetch_weights", "real_fid_stats",
+              "compute_metrics", "make_tables", "check_leakage", "train_segmenter", "segmentation_table",
+              "paper_figures", "reverse_figure", "report_figures", "report_tables", "provenance"}
+
+
+def check_results(results, config_path):
+    """What every whole DAG must leave: patient-level splits, no test map augmented, a model,
+    samples and metrics per dataset and variant, every table."""
+    from sonodiff.config import load_config
+    from sonodiff.contracts.layout import Layout
+
+    config = load_config(config_path)
+    layout = Layout(str(results))
+    labelled = [d for d, ds in config["datasets"].items() if any(v != 0 for v in ds["labels"].values())]
+    for dataset in config["datasets"]:
+        manifest = pd.read_csv(layout("dataset_manifest", dataset=dataset), dtype=str)
+        assert (manifest.groupby("patient_id")["split"].nunique() == 1).all(), "a patient appears in two splits"
         assert set(manifest["split"]) == {"train", "val", "test"}
-        augmented = pd.read_csv(dag_run / "results" / "augment" / dataset / "manifest.csv", dtype=str)
-        assert "test" not in set(augmented["split"])
-        for variant in ("baseline", "bmaps"):
-            assert (dag_run / "results" / "models" / dataset / variant / "model.pt").is_file()
-            samples = pd.read_csv(dag_run / "results" / "samples" / dataset / variant / "manifest.csv", dtype=str)
+        if dataset in labelled:
+            augmented = pd.read_csv(layout("labelmaps_manifest", dataset=dataset), dtype=str)
+            assert "test" not in set(augmented["split"])
+        for variant in config["variants"]:
+            assert Path(layout("model", dataset=dataset, variant=variant)).is_file()
+            samples = pd.read_csv(layout("samples_manifest", dataset=dataset, variant=variant), dtype=str)
             assert len(samples) > 0
-            assert (dag_run / "results" / "metrics" / dataset / f"{variant}.json").is_file()
-    for table in ("fid", "paired", "physics", "segmentation"):
-        assert (dag_run / "results" / "tables" / f"{table}.md").is_file()
+            assert Path(layout("metrics_record", dataset=dataset, variant=variant)).is_file()
+            assert Path(layout("snapshots", dataset=dataset, variant=variant)).is_file()
+    tables = ["fid", "paired", "physics"] + (["segmentation"] if labelled else [])
+    for table in tables:
+        for fmt in ("csv", "md", "tex"):
+            assert Path(layout("table", name=table, fmt=fmt)).is_file()
+    return config, labelled
+
+
+@pytest.mark.slow
+def test_tiny_dag_runs_every_rule_both_model_kinds_and_every_table(dag_run):
+    config, labelled = check_results(dag_run / "results", ROOT / "config" / "test.yaml")
+    assert labelled and len(labelled) < len(config["datasets"]), "the test config needs both model kinds"
+    ran = {p.name for p in (dag_run / "results" / "logs").iterdir() if p.is_dir()}
+    ran |= {p.stem for p in (dag_run / "results" / "logs").glob("*.log")}
+    assert EVERY_RULE <= ran, f"rules that did not run: {sorted(EVERY_RULE - ran)}"
+
+
+@pytest.mark.slow
+def test_whole_dag_on_default_config(demo_run):
+    """The user's demo (`make run`): its outputs, not its timing (benchmarks/bench_demo.py times it)."""
+    check_results(demo_run / "results", ROOT / "config" / "config.yaml")
