@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model file (default: the one in RESULTS/models/DATASET/VARIANT)")
     p.add_argument("--labels", help="augmented label-map manifest (default: the one in RESULTS/augment/DATASET "
                                     "for a semantic model); 'none' for an unconditional model")
+    p.add_argument("--sector", help="the prepared dataset's sector mask, used with sample.mask_sector "
+                                    "(default: the one in RESULTS/data/DATASET)")
     p.add_argument("--out", help="samples folder (default: RESULTS/samples/DATASET/VARIANT)")
     p.add_argument("--shard", help="I/N: sample only shard I of N into OUT/shards/I (default: all, then gather)")
 
@@ -146,13 +148,15 @@ def cmd_sample(args: argparse.Namespace, cfg: dict) -> None:
         labels = Path(args.labels)
     else:
         labels = Path(where("labelmaps_manifest", dataset=d)) if load_model(model).conditional else None
+    sector = Path(args.sector or where("dataset_sector", dataset=d))
     progress = not args.no_progress
     if shard:
         i, n = shard
         plan = write_sampling_plan(cfg, labels, manifest.parent / layout.SAMPLE_PLAN)
-        print(sample_shard(cfg, model, plan, shard_manifest_path(manifest, i), i, n, args.device, progress))
+        print(sample_shard(cfg, model, plan, shard_manifest_path(manifest, i), i, n, args.device, progress,
+                           sector=sector))
     else:
-        print(sample_all(cfg, model, labels, manifest, device=args.device, progress=progress))
+        print(sample_all(cfg, model, labels, manifest, device=args.device, progress=progress, sector=sector))
 
 
 def cmd_gather(args: argparse.Namespace, cfg: dict) -> None:

@@ -19,16 +19,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
 from sonodiff.contracts import layout
 from sonodiff.contracts.manifest import read_manifest, write_manifest
-from sonodiff.diffusion.depth import Probe, depth_from_sector_mask
 from sonodiff.errors import InputError
 from sonodiff.io import read_json, read_png, read_pngs, write_json, write_png
+
+if TYPE_CHECKING:  # the engine (torch) is imported by the methods that need it
+    from sonodiff.diffusion.depth import Probe
 
 #: Columns of a prepared dataset's manifest, in order.
 DATASET_COLUMNS = (
@@ -40,6 +42,8 @@ SPLITS = ("train", "val", "test")
 
 def parse_probe(value: Any, where: str | Path = "dataset.json") -> Probe:
     """The probe geometry of a ``dataset.json`` (``{"type": ...}``) or a config (a plain name)."""
+    from sonodiff.diffusion.depth import Probe
+
     name = value.get("type", Probe.CONVEX.value) if isinstance(value, Mapping) else (value or Probe.CONVEX.value)
     try:
         return Probe(str(name))
@@ -128,6 +132,8 @@ class PreparedDataset:
     def depth_map(self):
         """The B-map depth map d(p) (H, W) in [0, 1], torch float32: from the sector mask and the
         probe (:func:`sonodiff.diffusion.depth.depth_from_sector_mask`)."""
+        from sonodiff.diffusion.depth import depth_from_sector_mask
+
         return depth_from_sector_mask(read_png(self.sector_path), self.probe)
 
     def images(self, rows: pd.DataFrame) -> np.ndarray:

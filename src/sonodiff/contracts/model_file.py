@@ -17,13 +17,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import pandas as pd
-import torch
 
 from sonodiff.errors import InputError
 from sonodiff.io import atomic_path
+
+if TYPE_CHECKING:  # torch is imported by the functions that need it: reading the log needs none
+    import torch
 
 MODEL_FORMAT = "sonodiff-model/1"
 MODEL_KEYS = ("state_dict", "spec", "config", "step", "depth")
@@ -34,6 +36,8 @@ TRAIN_LOG_COLUMNS = ("step", "loss", "mse", "vb", "lr", "grad_norm", "images_per
 def write_model_file(path: str | Path, state_dict: Mapping[str, torch.Tensor], spec: Mapping[str, Any],
                      config: Mapping[str, Any], step: int, depth: torch.Tensor) -> Path:
     """Write ``model.pt`` atomically (tensors moved to the CPU)."""
+    import torch
+
     payload = {
         "format": MODEL_FORMAT,
         "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
@@ -49,6 +53,8 @@ def write_model_file(path: str | Path, state_dict: Mapping[str, torch.Tensor], s
 
 def read_model_file(path: str | Path) -> dict:
     """The payload of ``model.pt`` (``weights_only=True``), checked for every key."""
+    import torch
+
     path = Path(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)

@@ -36,7 +36,6 @@ from sonodiff.device import resolve_device
 from sonodiff.errors import InputError
 from sonodiff.io import read_pngs
 from sonodiff.metrics import fid as fidlib
-from sonodiff.metrics import paired, physics
 from sonodiff.metrics.weights import WEIGHTS, file_sha256, missing_reason, missing_reasons, weight_path, weight_status
 from sonodiff.stats import bootstrap_ci, figure, not_available
 
@@ -122,10 +121,14 @@ def _fid_figures(cfg: Mapping, stats_path: str | Path, syn_images: np.ndarray, p
 
 
 def _summary_stat(values: np.ndarray, name: str) -> float:
+    from sonodiff.metrics import paired
+
     return paired.summary(values)[name]
 
 
 def _paired_figures(cfg: Mapping, syn: np.ndarray, real: np.ndarray, progress: bool) -> dict:
+    from sonodiff.metrics import paired  # torchmetrics: only the metrics job needs it, not the real FID statistics
+
     metrics = cfg["metrics"]
     per_pair: dict[str, np.ndarray | str] = {
         "ssim": paired.ssim_per_image(syn, real),
@@ -160,6 +163,8 @@ def _evaluated_samples(samples_manifest: str | Path) -> pd.DataFrame:
 def evaluate(samples_manifest: str | Path, dataset: PreparedDataset, real_stats: str | Path, cfg: Mapping,
              progress: bool = True) -> dict:
     """Every figure of one dataset and variant (see the module docstring)."""
+    from sonodiff.metrics import paired, physics
+
     metrics = cfg["metrics"]
     missing_reasons(metrics)  # under missing_weights: fail, stop at once naming every missing file
     samples = _evaluated_samples(samples_manifest)

@@ -34,7 +34,6 @@ from typing import Sequence
 from unittest import mock
 
 import numpy as np
-import scipy.linalg
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -52,6 +51,8 @@ LAYER_NAMES = {64: "1st max-pool", 192: "2nd max-pool", 768: "pre-aux", 2048: "p
 
 def sqrtm(matrix: np.ndarray) -> np.ndarray:
     """Principal square root of a matrix (``scipy.linalg.sqrtm`` without the removed ``disp``)."""
+    import scipy.linalg
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # LinAlgWarning for (near-)singular input: checked by the caller
         return scipy.linalg.sqrtm(matrix)

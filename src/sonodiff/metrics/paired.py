@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 from tqdm import tqdm
 
 from sonodiff.errors import InputError
@@ -48,6 +47,8 @@ def to_unit(images: np.ndarray) -> torch.Tensor:
 
 def ssim_per_image(synthetic: np.ndarray, real: np.ndarray, crop_border: bool = False) -> np.ndarray:
     """SSIM of each pair (N,), images uint8 (N, H, W); see the module docstring for the settings."""
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
     out = np.empty(len(synthetic))
     for start in range(0, len(synthetic), CHUNK):  # bounded memory: SSIM keeps 5 float64 maps per image
         x, y = to_unit(synthetic[start:start + CHUNK]).float(), to_unit(real[start:start + CHUNK]).float()
@@ -64,6 +65,8 @@ def ssim_per_image(synthetic: np.ndarray, real: np.ndarray, crop_border: bool = 
 
 def psnr_per_image(synthetic: np.ndarray, real: np.ndarray) -> np.ndarray:
     """PSNR (dB) of each pair (N,): 10 log10(1 / mean((x - y)^2)), images in [0, 1]."""
+    from torchmetrics.functional.image import peak_signal_noise_ratio
+
     out = np.empty(len(synthetic))
     for start in range(0, len(synthetic), CHUNK):
         x, y = to_unit(synthetic[start:start + CHUNK]), to_unit(real[start:start + CHUNK])

@@ -9,28 +9,40 @@ the network can be rebuilt without the config::
 
 Both kinds share one interface (``condition``, ``null``, ``drop``; see
 :mod:`sonodiff.models.semantic`), so training and sampling code never branch on the kind.
+
+Importing this package costs nothing: MONAI (and torch) load when a network is built or one of
+the classes and condition helpers below is first used.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
-
-from torch import nn
+import importlib
+from typing import TYPE_CHECKING, Any, Mapping
 
 from sonodiff.errors import InputError
-from sonodiff.models.semantic import SemanticUNet, drop_condition, null_condition, one_hot_labels
-from sonodiff.models.unconditional import UnconditionalUNet
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = [
     "SemanticUNet", "UnconditionalUNet", "build_model", "model_spec",
     "one_hot_labels", "null_condition", "drop_condition",
 ]
 
-#: Model kinds by name; a new kind is one entry.
-KINDS: dict[str, type[nn.Module]] = {"semantic": SemanticUNet, "unconditional": UnconditionalUNet}
+#: Names this package re-exports, by the submodule that defines them (loaded on first use).
+_LAZY = {"SemanticUNet": "semantic", "one_hot_labels": "semantic", "null_condition": "semantic",
+         "drop_condition": "semantic", "UnconditionalUNet": "unconditional"}
+#: Model kinds by name: the class (a name of :data:`_LAZY`); a new kind is one entry.
+KINDS: dict[str, str] = {"semantic": "SemanticUNet", "unconditional": "UnconditionalUNet"}
 #: Keys of the config's ``model`` section passed to the network.
 MODEL_KEYS = ("channels", "attention_levels", "num_res_blocks", "num_head_channels", "norm_num_groups",
               "spade_channels")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"sonodiff.models.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def model_spec(cfg: Mapping[str, Any], num_classes: int | None, in_channels: int = 1) -> dict:
@@ -64,6 +76,6 @@ def build_model(spec: Mapping[str, Any]) -> nn.Module:
     if spec["kind"] == "semantic":
         kwargs["num_classes"] = spec["num_classes"]
     try:
-        return KINDS[spec["kind"]](**kwargs)
+        return __getattr__(KINDS[spec["kind"]])(**kwargs)
     except ValueError as err:  # MONAI's checks of channels, heads and groups
         raise InputError("config key model", str(err)) from err

@@ -17,8 +17,6 @@ import numpy as np
 
 from sonodiff.contracts.dataset import PreparedDataset
 from sonodiff.contracts.samples import FINAL_STEP, read_snapshots
-from sonodiff.diffusion.figures import render_bmaps_figure, render_forward_figure
-from sonodiff.diffusion.process import BMapDiffusion
 from sonodiff.errors import InputError
 from sonodiff.plotting import colorize_labels
 from sonodiff.report import figures as F
@@ -32,6 +30,9 @@ def render_process_figures(cfg: Mapping[str, Any], dataset: PreparedDataset, bma
                            forward_out: str | Path, num_panels: int = 6) -> None:
     """Figs. 1 and 2 for a resolved config (normally the B-map variant) on a prepared dataset;
     fig. 2 noises the first training image (by sample id; the first of all without a train split)."""
+    from sonodiff.diffusion.figures import render_bmaps_figure, render_forward_figure  # torch: figs. 1-2 only
+    from sonodiff.diffusion.process import BMapDiffusion
+
     diffusion = BMapDiffusion.from_config(cfg["diffusion"], dataset.depth_map())
     render_bmaps_figure(diffusion, bmaps_out, num_panels=num_panels)
     rows = dataset.rows("train")
