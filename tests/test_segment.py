@@ -169,6 +169,30 @@ def test_epicardium_is_the_union_of_cavity_and_myocardium():
     assert d[0] == pytest.approx(1.0) and 0.0 < d[1] < 1.0
 
 
+def test_dice_matches_the_closed_form():
+    """MONAI's Dice per structure equals 2 |P & T| / (|P| + |T|) computed by hand, NaN where T is empty."""
+    import torch
+
+    from sonodiff.segment.evaluate import CAMUS_STRUCTURES, dice_per_structure
+
+    structures = {k: {"label": n, "ids": list(i)} for k, (n, i) in CAMUS_STRUCTURES.items()}
+    rng = np.random.default_rng(4)
+    true = np.stack([make_label("camus", rng) for _ in range(6)])
+    true[0][true[0] == 3] = 4                       # one image without the atrium: NaN there
+    pred = np.where(rng.random(true.shape) < 0.15, rng.integers(0, 5, true.shape), true).astype(np.uint8)
+    ours = dice_per_structure(pred, true, structures)
+    expected = np.full(ours.shape, np.nan)
+    for j, spec in enumerate(structures.values()):
+        p, t = np.isin(pred, spec["ids"]), np.isin(true, spec["ids"])
+        for i in range(len(true)):
+            if t[i].any():
+                expected[i, j] = 2 * (p[i] & t[i]).sum() / (p[i].sum() + t[i].sum())
+    assert np.isnan(ours[0, 2]) and np.array_equal(np.isnan(ours), np.isnan(expected))
+    assert np.allclose(ours, expected, atol=1e-6, equal_nan=True) and 0.5 < np.nanmean(ours) < 1.0
+    assert np.array_equal(dice_per_structure(torch.from_numpy(pred), torch.from_numpy(true), structures), ours,
+                          equal_nan=True)
+
+
 def test_dice_is_nan_where_the_structure_is_absent():
     from sonodiff.segment.evaluate import dice_per_structure, mean_dice
 
@@ -246,8 +270,13 @@ def test_png_set_reads_images_and_labels(tiny):
     sets = build_sets(tiny["manifest"], "real")
     ds = PngSegmentationSet(sets["train"], 5, 32)
     image, label = ds[0]
-    assert image.shape == (1, 32, 32) and 0.0 <= float(image.min()) and float(image.max()) <= 1.0
-    assert label.dtype.is_floating_point is False and set(label.unique().tolist()) <= {0, 1, 2, 3, 4}
+    assert image.shape == (1, 32, 32) and image.dtype == np.float32
+    assert 0.0 <= float(image.min()) and float(image.max()) <= 1.0
+    assert label.dtype == np.int64 and set(np.unique(label).tolist()) <= {0, 1, 2, 3, 4}
+    assert np.array_equal(image[0], np.asarray(Image.open(sets["train"]["image"][0]), np.float32) / 255.0)
+    images, labels = ds.batch([2, 0])
+    assert images.shape == labels.shape == (2, 1, 32, 32)
+    assert np.array_equal(images[1], image) and np.array_equal(labels[1], label)
     with pytest.raises(InputError, match="outside the 3 prepared classes"):
         PngSegmentationSet(sets["train"], 3, 32)[0]
     with pytest.raises(InputError, match="expected"):

@@ -10,17 +10,18 @@ Sources (config ``segment.sources``):
 - ``real+synthetic_<variant>``: both, concatenated per split.
 
 The test set is always the real test split of the prepared dataset, for every source.
-A set is a DataFrame with columns :data:`SET_COLUMNS`; :class:`PngSegmentationSet` reads it.
+A set is a DataFrame with columns :data:`SET_COLUMNS`; :class:`PngSegmentationSet` reads its
+pixels (NumPy arrays: this module needs no torch, so the leakage check and the figures stay light).
 """
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 
 from sonodiff.contracts.manifest import read_manifest
 from sonodiff.contracts.samples import read_samples
@@ -96,11 +97,12 @@ def load_label(path: str | Path, num_classes: int) -> np.ndarray:
     return arr
 
 
-class PngSegmentationSet(torch.utils.data.Dataset):
-    """Pairs (image, label) read lazily from a set's PNG paths.
+class PngSegmentationSet:
+    """The images and label maps of a set, read from its PNG paths on first use and kept.
 
-    Returns ``image`` float32 (1, H, W) = uint8 / 255 in [0, 1] and ``label`` int64 (1, H, W).
-    Images and labels must both be ``img_size`` square.
+    ``set[i]`` is (``image`` float32 (1, H, W) = uint8 / 255 in [0, 1], ``label`` int64 (1, H, W));
+    :meth:`batch` stacks rows (B, 1, H, W). Images and labels must both be ``img_size`` square,
+    label ids below ``num_classes``.
     """
 
     def __init__(self, table: pd.DataFrame, num_classes: int, img_size: int):
@@ -111,12 +113,27 @@ class PngSegmentationSet(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.table)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        row = self.table.iloc[i]
-        image = read_png(row["image"])
-        label = load_label(row["label"], self.num_classes)
-        for name, arr in (("image", image), ("label", label)):
-            if arr.shape != (self.img_size, self.img_size):
-                raise InputError(row[name], f"{name} is {arr.shape}, expected ({self.img_size}, {self.img_size})")
-        return (torch.from_numpy(image.astype(np.float32) / 255.0)[None],
-                torch.from_numpy(label.astype(np.int64))[None])
+    @cached_property
+    def pixels(self) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 images and label maps (N, H, W) of every row, checked."""
+        images, labels = [], []
+        for _, row in self.table.iterrows():
+            image, label = read_png(row["image"]), load_label(row["label"], self.num_classes)
+            for name, arr in (("image", image), ("label", label)):
+                if arr.shape != (self.img_size, self.img_size):
+                    raise InputError(row[name], f"{name} is {arr.shape}, expected ({self.img_size}, {self.img_size})")
+            images.append(image)
+            labels.append(label)
+        shape = (0, self.img_size, self.img_size)
+        return (np.stack(images) if images else np.zeros(shape, np.uint8),
+                np.stack(labels) if labels else np.zeros(shape, np.uint8))
+
+    def batch(self, indices: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``indices``: images float32 (B, 1, H, W) in [0, 1] and labels int64 (B, 1, H, W)."""
+        images, labels = self.pixels
+        idx = np.asarray(indices, dtype=np.int64)
+        return images[idx, None].astype(np.float32) / 255.0, labels[idx, None].astype(np.int64)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        image, label = self.batch([i])
+        return image[0], label[0]

@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
-import torch
-from monai.metrics import compute_dice
 
 from sonodiff.errors import InputError
 from sonodiff.stats import summarize
@@ -57,8 +55,10 @@ def structure_definitions(info: Mapping, where: str | Path = "the prepared datas
     return {name: {"label": name, "ids": [int(i)]} for name, i in ordered}
 
 
-def structure_masks(labels: torch.Tensor, structures: Mapping[str, Mapping]) -> torch.Tensor:
-    """Binary masks (N, S, H, W) of each structure (union of its ids) from id maps (N, H, W)."""
+def structure_masks(labels, structures: Mapping[str, Mapping]):
+    """Binary masks (N, S, H, W) of each structure (union of its ids) from id maps (N, H, W) (torch)."""
+    import torch
+
     masks = []
     for spec in structures.values():
         ids = torch.as_tensor(list(spec["ids"]), device=labels.device)
@@ -66,9 +66,14 @@ def structure_masks(labels: torch.Tensor, structures: Mapping[str, Mapping]) -> 
     return torch.stack(masks, dim=1).float()
 
 
-def dice_per_structure(pred: torch.Tensor | np.ndarray, true: torch.Tensor | np.ndarray,
-                       structures: Mapping[str, Mapping]) -> np.ndarray:
-    """Dice (N, S) of predicted and true id maps (N, H, W), per structure (module docstring)."""
+def dice_per_structure(pred, true, structures: Mapping[str, Mapping]) -> np.ndarray:
+    """Dice (N, S) of predicted and true id maps (N, H, W), per structure (module docstring).
+
+    torch and MONAI are imported here: the table and figure rules import this module without them.
+    """
+    import torch
+    from monai.metrics import compute_dice
+
     pred = torch.as_tensor(np.asarray(pred) if not isinstance(pred, torch.Tensor) else pred).long()
     true = torch.as_tensor(np.asarray(true) if not isinstance(true, torch.Tensor) else true).long()
     if pred.shape != true.shape or pred.ndim != 3:
