@@ -35,6 +35,8 @@ bench: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_prepare.py
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_train_sample.py --dataset phantom_camus --synthetic
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_metrics.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_imports.py
+	$(BIN)/python benchmarks/bench_demo.py results
 
 clean:
 	rm -rf results .snakemake

@@ -7,7 +7,8 @@ it also runs before the DAG (e.g. at the paper's 128 px on a GPU). Training: ``-
 optimiser steps of the real loop (``Trainer.step``: the B-map loss, AdamW, clipping, EMA,
 the config's precision/compile/channels_last) after ``--warmup`` steps. Sampling:
 ``--sample-batches`` batches of ``sample.batch_size`` images with ``sample.sampler``,
-``sample.steps`` and ``sample.guidance_scale``, after one warm-up batch.
+``sample.steps`` and ``sample.guidance_scale`` (and the sector mask of a prepared dataset with
+``sample.mask_sector``), after one warm-up batch.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_train_sample.py \\
         --config config/config.yaml --dataset phantom_camus --device cpu
@@ -27,7 +28,7 @@ from sonodiff.contracts.layout import Layout
 from sonodiff.contracts.model_file import LoadedModel
 from sonodiff.device import resolve_device
 from sonodiff.diffusion import BMapDiffusion, convex_depth
-from sonodiff.sample import generate
+from sonodiff.sample import generate, read_sector_mask
 from sonodiff.train import Trainer
 from sonodiff.train.data import TrainingSet, load_training_set
 
@@ -87,11 +88,13 @@ def main() -> None:
                          trainer.spec, cfg, args.warmup + args.train_steps)
     sb = cfg["sample"]["batch_size"]
     labels = data.labels[torch.arange(sb) % len(data)].long() if data.labels is not None else None
-    generate(loaded, labels, list(range(sb)), cfg)  # warm-up
+    real = source != "synthetic" and cfg["sample"]["mask_sector"]
+    sector = read_sector_mask(dataset.sector_path, loaded) if real else None
+    generate(loaded, labels, list(range(sb)), cfg, sector=sector)  # warm-up
     sync()
     t0 = time.perf_counter()
     for k in range(args.sample_batches):
-        generate(loaded, labels, [sb * (k + 1) + i for i in range(sb)], cfg)
+        generate(loaded, labels, [sb * (k + 1) + i for i in range(sb)], cfg, sector=sector)
     sync()
     sample_ips = args.sample_batches * sb / (time.perf_counter() - t0)
 

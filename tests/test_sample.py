@@ -1,5 +1,5 @@
 """Sampling: the plan drives the shards, sharded == unsharded, guidance 0 == the conditional model,
-seeds, gather's checks, reverse-process snapshots."""
+seeds, gather's checks, the sector mask, reverse-process snapshots."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ from sonodiff.diffusion.guidance import classifier_free
 from sonodiff.diffusion.sampling import sample_loop
 from sonodiff.errors import InputError
 from sonodiff.sample import (
-    gather, generate, guided_fn, read_label_maps, reverse_chain, sample_all, sample_shard, sampling_jobs,
-    shard_batches, shard_manifest_path, write_reverse_snapshots, write_sampling_plan,
+    gather, generate, guided_fn, read_label_maps, read_sector_mask, reverse_chain, sample_all, sample_shard,
+    sampling_jobs, shard_batches, shard_manifest_path, write_reverse_snapshots, write_sampling_plan,
 )
 from sonodiff.seeds import derive_seed
 from sonodiff.train import train
-from tiny_data import make_augmented, make_dataset, prepared, tiny_config
+from tiny_data import make_augmented, make_dataset, prepared, sector_mask, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -34,16 +34,21 @@ def trained(tmp_path_factory):
     return model, labels, data
 
 
+def sector_of(data):
+    return prepared(data).sector_path
+
+
 def pixels(manifest) -> dict:
     df = read_manifest(manifest)
     return {sid: np.asarray(Image.open(p)) for sid, p in zip(df["sample_id"], df["image"])}
 
 
 def test_sharded_equals_unsharded(tmp_path, trained):
-    model, labels, _ = trained
-    one = sample_all(tiny_config(sample={"shards": 1}), model, labels, tmp_path / "one" / "manifest.csv", progress=False)
+    model, labels, data = trained
+    one = sample_all(tiny_config(sample={"shards": 1}), model, labels, tmp_path / "one" / "manifest.csv", progress=False,
+                     sector=sector_of(data))
     three = sample_all(tiny_config(sample={"shards": 3}), model, labels, tmp_path / "three" / "manifest.csv",
-                       progress=False)
+                       progress=False, sector=sector_of(data))
     a, b = pixels(one), pixels(three)
     assert len(a) == 20 and a.keys() == b.keys()
     assert all(np.array_equal(a[k], b[k]) for k in a), "a sharded image differs from the unsharded one"
@@ -58,7 +63,7 @@ def test_sharded_equals_unsharded(tmp_path, trained):
 
 def test_the_plan_drives_the_shards(tmp_path, trained):
     """Shards read their batches from the written plan; together they are the unsharded set."""
-    model, labels, _ = trained
+    model, labels, data = trained
     cfg = tiny_config(sample={"shards": 3})
     plan = write_sampling_plan(cfg, labels, tmp_path / "plan.csv")
     df = read_plan(plan)
@@ -67,14 +72,14 @@ def test_the_plan_drives_the_shards(tmp_path, trained):
     assert df.drop(columns=["label", "real_image"]).equals(
         sampling_jobs(cfg, labels).drop(columns=["label", "real_image"]))
     set_manifest = tmp_path / "set" / "manifest.csv"
-    shards = [sample_shard(cfg, model, plan, shard_manifest_path(set_manifest, i), i, 3, progress=False)
-              for i in range(3)]
+    shards = [sample_shard(cfg, model, plan, shard_manifest_path(set_manifest, i), i, 3, progress=False,
+                           sector=sector_of(data)) for i in range(3)]
     for i, shard in enumerate(shards):  # shard i holds the batches b = i mod 3 of the plan
         want = df[df["batch"] % 3 == i]["sample_id"].tolist()
         assert read_manifest(shard)["sample_id"].tolist() == want
     gathered = gather(cfg, shards, plan, set_manifest)
     whole = sample_all(tiny_config(sample={"shards": 1}), model, labels, tmp_path / "one" / "manifest.csv",
-                       progress=False)
+                       progress=False, sector=sector_of(data))
     a, b = pixels(gathered), pixels(whole)
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
     assert (set_manifest.parent / "images").is_dir() and (set_manifest.parent / "config.yaml").is_file()
@@ -137,18 +142,19 @@ def test_unconditional_sampling(tmp_path):
     data = make_dataset(tmp_path / "data", labelled=False)
     model = train(tiny_config(train={"steps": 2}), prepared(data), tmp_path / "model" / "model.pt", progress=False)
     cfg = tiny_config(sample={"count": 4, "sampler": "ancestral", "steps": "full"})  # all 10 steps
-    manifest = sample_all(cfg, model, None, tmp_path / "samples" / "manifest.csv", progress=False)
+    manifest = sample_all(cfg, model, None, tmp_path / "samples" / "manifest.csv", progress=False,
+                          sector=sector_of(data))
     df = read_manifest(manifest)
     assert len(df) == 4 and (df["label"] == "").all()
     assert all(np.asarray(Image.open(p)).shape == (16, 16) for p in df["image"])
 
 
 def test_gather_refuses_missing_duplicated_or_unplanned_shards(tmp_path, trained):
-    model, labels, _ = trained
+    model, labels, data = trained
     cfg = tiny_config(sample={"shards": 2})
     plan = write_sampling_plan(cfg, labels, tmp_path / "plan.csv")
     out = tmp_path / "manifest.csv"
-    first = sample_shard(cfg, model, plan, shard_manifest_path(out, 0), 0, 2, progress=False)
+    first = sample_shard(cfg, model, plan, shard_manifest_path(out, 0), 0, 2, progress=False, sector=sector_of(data))
     with pytest.raises(InputError, match="missing from the shards"):
         gather(cfg, [first], plan, out)
     with pytest.raises(InputError, match="two shards"):
@@ -166,6 +172,41 @@ def test_a_semantic_model_needs_label_maps(tmp_path, trained):
         sample_shard(tiny_config(), model, plan, tmp_path / "shard" / "manifest.csv", progress=False)
 
 
+def test_samples_are_black_outside_the_sector_and_unchanged_inside(tmp_path, trained):
+    """sample.mask_sector: every pixel outside sector.png is exactly 0, every pixel inside is the
+    unmasked sample's, and the masked set is still the same sharded or not."""
+    model, labels, data = trained
+    inside = sector_mask(16) > 0
+    assert 0 < inside.sum() < inside.size
+    plain = pixels(sample_all(tiny_config(sample={"shards": 1, "mask_sector": False}), model, labels,
+                              tmp_path / "plain" / "manifest.csv", progress=False))
+    masked = pixels(sample_all(tiny_config(sample={"shards": 2}), model, labels, tmp_path / "masked" / "manifest.csv",
+                               progress=False, sector=sector_of(data)))
+    assert plain.keys() == masked.keys() and len(plain) == 20
+    assert np.mean([(v[~inside] > 0).mean() for v in plain.values()]) > 0.2  # unmasked, the outside is not black
+    for key in plain:
+        assert (masked[key][~inside] == 0).all()
+        assert np.array_equal(masked[key][inside], plain[key][inside])
+    whole = pixels(sample_all(tiny_config(sample={"shards": 1}), model, labels, tmp_path / "whole" / "manifest.csv",
+                              progress=False, sector=sector_of(data)))
+    assert all(np.array_equal(whole[k], masked[k]) for k in masked)
+
+
+def test_the_sector_mask_is_required_and_checked(tmp_path, trained):
+    model, labels, _ = trained
+    cfg = tiny_config()
+    plan = write_sampling_plan(cfg, labels, tmp_path / "plan.csv")
+    with pytest.raises(InputError, match="sample.mask_sector: is true but no sector mask"):
+        sample_shard(cfg, model, plan, tmp_path / "a" / "manifest.csv", progress=False)
+    wrong = tmp_path / "sector24.png"
+    Image.fromarray(sector_mask(24)).save(wrong)
+    with pytest.raises(InputError, match=r"sector24.png: sector mask is \(24, 24\), the model makes \(16, 16\)"):
+        sample_shard(cfg, model, plan, tmp_path / "b" / "manifest.csv", progress=False, sector=wrong)
+    assert not (tmp_path / "a" / "manifest.csv").exists() and not (tmp_path / "b" / "manifest.csv").exists()
+    assert torch.equal(read_sector_mask(prepared(trained[2]).sector_path, load_model(model)),
+                       torch.from_numpy(sector_mask(16) > 0))
+
+
 def test_reverse_snapshots_file(tmp_path, trained):
     """The snapshots file holds the chain of the model's own sample config on the first val map."""
     model, _, data = trained
@@ -176,8 +217,14 @@ def test_reverse_snapshots_file(tmp_path, trained):
     first_val = read_manifest(data / "manifest.csv").query("split == 'val'").sort_values("sample_id").iloc[0]
     want_label = np.array(Image.open(first_val["label"]))
     assert np.array_equal(label, want_label)
-    want_steps, want_frames = reverse_chain(loaded, want_label, 5, seed=int(loaded.config["seed"]), progress=False)
+    sector = torch.from_numpy(sector_mask(16) > 0)
+    want_steps, want_frames = reverse_chain(loaded, want_label, 5, seed=int(loaded.config["seed"]), progress=False,
+                                            sector=sector)
     assert steps == want_steps and steps[-1] == FINAL_STEP
     assert steps[:-1] == [9, 6, 3, 0]  # ddim, 4 of the 10 steps (the model's sample config)
     assert frames.shape == (5, 16, 16) and np.array_equal(frames, want_frames)
     assert np.abs(frames[-1]).max() <= 1.0 + 1e-6
+    assert (frames[-1][~sector.numpy()] == -1).all()  # x_0 black outside the sector (sample.mask_sector)
+    _, unmasked = reverse_chain(loaded, want_label, 5, seed=int(loaded.config["seed"]), progress=False)
+    inside = sector.numpy()
+    assert np.array_equal(unmasked[:-1], frames[:-1]) and np.array_equal(unmasked[-1][inside], frames[-1][inside])

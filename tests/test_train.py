@@ -1,4 +1,5 @@
-"""Training: kill -9 and resume, truncated checkpoints, non-finite losses, data order, outputs."""
+"""Training: kill -9 and resume, truncated checkpoints, non-finite losses, data order, outputs,
+the learning-rate and EMA schedules."""
 
 from __future__ import annotations
 
@@ -10,13 +11,18 @@ import sys
 import time
 from pathlib import Path
 
+import math
+
 import pandas as pd
 import pytest
 import torch
 
 from sonodiff.train import TrainingDiverged, train, train_job
 from sonodiff.train.checkpoint import latest_valid, list_checkpoints
+from sonodiff.errors import InputError
 from sonodiff.train.data import batch_indices
+from sonodiff.train.loop import trajectory_config
+from sonodiff.train.schedule import TrainSchedule
 from tiny_data import ROOT, make_dataset, prepared, tiny_config
 
 
@@ -192,3 +198,72 @@ def test_train_job_under_torchrun_reads_the_given_files(tmp_path, data, monkeypa
     assert model == tmp_path / "elsewhere" / "weights.pt" and model.is_file()
     assert (tmp_path / "elsewhere" / "train_log.csv").is_file()
     assert torch.load(model, weights_only=True)["step"] == 2
+
+
+# ---------------------------------------------------------------------------- schedules
+
+def test_learning_rate_schedule_closed_form():
+    """lr(s) = lr_0 min(1, (s+1)/W) (1 + cos(pi (s-W)/(S-W)))/2 at a few steps (S = 110, W = 10)."""
+    cosine = TrainSchedule(lr=1e-3, total_steps=110, warmup_steps=10, lr_schedule="cosine")
+    want = {0: 1e-4, 4: 5e-4, 9: 1e-3, 10: 1e-3, 35: 1e-3 * (1 + math.cos(math.pi / 4)) / 2, 60: 5e-4,
+            85: 1e-3 * (1 + math.cos(3 * math.pi / 4)) / 2, 109: 1e-3 * (1 + math.cos(math.pi * 99 / 100)) / 2,
+            110: 0.0}
+    for step, lr in want.items():
+        assert cosine.learning_rate(step) == pytest.approx(lr, rel=1e-12, abs=1e-18), step
+    assert all(cosine.learning_rate(s) > cosine.learning_rate(s + 1) for s in range(10, 110))
+    warm = TrainSchedule(lr=2e-3, total_steps=50, warmup_steps=4)  # constant after the warm-up
+    assert [warm.learning_rate(s) for s in (0, 1, 3, 4, 49)] == pytest.approx([5e-4, 1e-3, 2e-3, 2e-3, 2e-3])
+    plain = TrainSchedule.from_config({"lr": 1e-3, "steps": 10, "ema_rate": 0.9})  # the defaults: today's
+    assert [plain.learning_rate(s) for s in range(10)] == [1e-3] * 10
+    assert [plain.ema_decay(s) for s in (0, 5, 1000)] == [0.9] * 3
+    assert not plain.depends_on_total_steps and cosine.depends_on_total_steps
+    with pytest.raises(InputError, match="train.lr_schedule"):
+        TrainSchedule(lr=1e-3, total_steps=10, lr_schedule="linear")
+
+
+def test_ema_warmup_decay_closed_form():
+    """r(s) = min(ema_rate, (1 + s) / (10 + s))."""
+    ema = TrainSchedule(lr=1e-3, total_steps=1000, ema_rate=0.95, ema_warmup=True)
+    assert ema.ema_decay(0) == pytest.approx(0.1)
+    assert ema.ema_decay(8) == pytest.approx(0.5)
+    assert ema.ema_decay(80) == pytest.approx(0.9)
+    assert ema.ema_decay(170) == pytest.approx(0.95)   # (1 + 170) / 180 = 0.95 exactly
+    assert ema.ema_decay(500) == 0.95
+
+
+SCHEDULED = {"warmup_steps": 3, "lr_schedule": "cosine", "ema_warmup": True, "ema_rate": 0.99, "lr": 2e-3}
+
+
+def test_the_optimiser_runs_at_the_scheduled_rate(tmp_path, data):
+    cfg = tiny_config(train={**SCHEDULED, "steps": 8, "log_every": 1})
+    run(cfg, data, tmp_path)
+    schedule = TrainSchedule.from_config(cfg["train"])
+    logged = pd.read_csv(tmp_path / "train_log.csv")["lr"].tolist()
+    assert logged == pytest.approx([schedule.learning_rate(s) for s in range(8)], rel=1e-5)
+    assert logged[0] < logged[2] == pytest.approx(2e-3) and logged[-1] < logged[3]
+
+
+def test_resume_with_the_schedule_on_gives_the_uninterrupted_weights(tmp_path, data, caplog):
+    """Warm-up, cosine decay and EMA warm-up are functions of the step: resuming changes nothing."""
+    cfg = tiny_config(train={**SCHEDULED, "steps": 12, "checkpoint_every": 4})
+    run(cfg, data, tmp_path / "full")
+    run(cfg, data, tmp_path / "cut")
+    for path in (tmp_path / "cut" / "model.pt", tmp_path / "cut" / "checkpoints" / "step_00000012.pt"):
+        path.unlink()  # as if killed after step 8's checkpoint
+    with caplog.at_level(logging.INFO):
+        run(cfg, data, tmp_path / "cut")
+    assert "step_00000008.pt (step 8 of 12)" in caplog.text
+    assert_same_weights(weights(tmp_path / "cut" / "model.pt"), weights(tmp_path / "full" / "model.pt"))
+    raw = torch.load(tmp_path / "cut" / "checkpoints" / "step_00000012.pt", weights_only=True)["model"]
+    full = torch.load(tmp_path / "full" / "checkpoints" / "step_00000012.pt", weights_only=True)["model"]
+    assert_same_weights(raw, full)
+
+
+def test_a_cosine_run_does_not_resume_a_run_of_other_length(tmp_path, data):
+    """With the cosine decay lr(s) depends on train.steps, so train.steps joins the resume check."""
+    assert trajectory_config(tiny_config(train={"steps": 4})) == trajectory_config(tiny_config(train={"steps": 8}))
+    assert trajectory_config(tiny_config(train={**SCHEDULED, "steps": 4})) != \
+        trajectory_config(tiny_config(train={**SCHEDULED, "steps": 8}))
+    run(tiny_config(train={**SCHEDULED, "steps": 4}), data, tmp_path)
+    run(tiny_config(train={**SCHEDULED, "steps": 8}), data, tmp_path)
+    assert (tmp_path / "checkpoints" / "stale" / "step_00000004.pt").is_file()

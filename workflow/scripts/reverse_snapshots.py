@@ -1,6 +1,7 @@
 """Rule reverse_snapshots: x_t along one reverse chain of a dataset/variant's model (fig. 3).
 
-input: model, manifest, info, sector (the prepared dataset); output: snapshots; params: device,
+input: model, manifest, info, sector (the prepared dataset; x_0 is black outside the sector with
+the model's sample.mask_sector); output: snapshots; params: device,
 snapshots (the number of frames).
 """
 

@@ -1,7 +1,8 @@
 """Batched, sharded, seeded generation of synthetic images from a trained model.
 
     write_sampling_plan(cfg, "results/augment/camus/manifest.csv", ".../samples/camus/bmaps/plan.csv")
-    sample_shard(cfg, "model.pt", ".../plan.csv", ".../shards/0/manifest.csv", shard=0, shards=2)
+    sample_shard(cfg, "model.pt", ".../plan.csv", ".../shards/0/manifest.csv", shard=0, shards=2,
+                 sector="results/data/camus/sector.png")
     gather(cfg, [".../shards/0/manifest.csv", ".../shards/1/manifest.csv"], ".../plan.csv",
            ".../samples/camus/bmaps/manifest.csv")
     write_reverse_snapshots("model.pt", dataset, ".../samples/camus/bmaps/snapshots.npz")
@@ -23,17 +24,20 @@ deterministic device; a batch-size-independent model would not even need this).
 Each step evaluates ``eps_hat = eps(x|y) + s (eps(x|y) - eps(x|null))`` (classifier-free
 guidance, ``sample.guidance_scale`` = s; s = 0 evaluates the conditional model alone) and runs
 the sampler ``sample.sampler`` (ancestral or DDIM with ``sample.eta``) over ``sample.steps``
-respaced steps (:mod:`~sonodiff.sample.generate`). The reverse-process snapshots of the
-papers' fig. 3 are a sample-stage output too (:mod:`~sonodiff.sample.snapshots`).
+respaced steps (:mod:`~sonodiff.sample.generate`); with ``sample.mask_sector`` every image is
+black outside the dataset's sector mask, as the real images are. The reverse-process snapshots
+of the papers' fig. 3 are a sample-stage output too (:mod:`~sonodiff.sample.snapshots`).
 """
 
-from sonodiff.sample.generate import configured_process, generate, guided_fn, read_label_maps
+from sonodiff.sample.generate import (
+    apply_sector, configured_mask, configured_process, generate, guided_fn, read_label_maps, read_sector_mask,
+)
 from sonodiff.sample.plan import sampling_jobs, shard_batches, write_sampling_plan
 from sonodiff.sample.shards import gather, sample_all, sample_shard, shard_manifest_path
 from sonodiff.sample.snapshots import reverse_chain, write_reverse_snapshots
 
 __all__ = [
-    "configured_process", "gather", "generate", "guided_fn", "read_label_maps", "reverse_chain", "sample_all",
-    "sample_shard", "sampling_jobs", "shard_batches", "shard_manifest_path", "write_reverse_snapshots",
-    "write_sampling_plan",
+    "apply_sector", "configured_mask", "configured_process", "gather", "generate", "guided_fn", "read_label_maps",
+    "read_sector_mask", "reverse_chain", "sample_all", "sample_shard", "sampling_jobs", "shard_batches",
+    "shard_manifest_path", "write_reverse_snapshots", "write_sampling_plan",
 ]

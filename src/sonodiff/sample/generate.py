@@ -3,24 +3,31 @@
 The guided prediction is ``eps_hat = eps(x|y) + s (eps(x|y) - eps(x|null))`` (Ho & Salimans
 2022; s = ``sample.guidance_scale``, s = 0 evaluates the conditional model alone); the chain is
 the sampler ``sample.sampler`` over ``sample.steps`` respaced steps
-(:mod:`sonodiff.diffusion.sampling`); images are ``u = round((x_0 + 1) 127.5)``
-(:func:`sonodiff.io.to_uint8`).
+(:mod:`sonodiff.diffusion.sampling`); with ``sample.mask_sector`` the pixels outside the
+dataset's sector mask M (``sector.png``) are set to the data's black, ``x_0 <- -1`` where M = 0
+(the real images are masked, so their outside is a constant the network need not learn); images
+are ``u = round((x_0 + 1) 127.5)`` (:func:`sonodiff.io.to_uint8`), 0 outside the sector.
 """
 
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
 
+from sonodiff.contracts import layout
 from sonodiff.contracts.model_file import LoadedModel
 from sonodiff.device import autocast_dtype
 from sonodiff.diffusion.guidance import classifier_free
 from sonodiff.diffusion.process import BMapDiffusion
 from sonodiff.diffusion.sampling import Sampler, get_sampler, sample_loop
 from sonodiff.errors import InputError
-from sonodiff.io import read_pngs, to_uint8
+from sonodiff.io import read_png, read_pngs, to_uint8
+
+#: x_0 outside the sector: the data range's black (uint8 0).
+OUTSIDE = -1.0
 
 
 def configured_process(diffusion: BMapDiffusion, scfg: Mapping[str, Any]) -> tuple[Sampler, BMapDiffusion]:
@@ -60,10 +67,37 @@ def read_label_maps(paths: Sequence[str], loaded: LoadedModel) -> torch.Tensor:
     return labels
 
 
+def read_sector_mask(path: str | Path, loaded: LoadedModel) -> torch.Tensor:
+    """The sector mask of ``sector.png`` (> 127 inside) as a (H, W) bool tensor, checked against
+    the model's image size."""
+    mask = torch.from_numpy(read_png(path) > 127)
+    if tuple(mask.shape) != loaded.image_shape[1:]:
+        raise InputError(path, f"sector mask is {tuple(mask.shape)}, the model makes {loaded.image_shape[1:]}")
+    return mask
+
+
+def configured_mask(scfg: Mapping[str, Any], sector: str | Path | None, loaded: LoadedModel) -> torch.Tensor | None:
+    """The mask :func:`generate` applies: ``sector``'s with ``sample.mask_sector`` (then required), else None."""
+    if not scfg.get("mask_sector", True):
+        return None
+    if sector is None:
+        raise InputError("config key sample.mask_sector", f"is true but no sector mask ({layout.SECTOR}) was given; "
+                         "pass the prepared dataset's sector file or set sample.mask_sector: false")
+    return read_sector_mask(sector, loaded)
+
+
+def apply_sector(x0: torch.Tensor, sector: torch.Tensor | None) -> torch.Tensor:
+    """``x_0`` with every pixel outside ``sector`` (H, W) set to -1; ``x0`` itself for None."""
+    if sector is None:
+        return x0
+    return torch.where(sector.to(x0.device), x0, torch.full_like(x0, OUTSIDE))
+
+
 def generate(loaded: LoadedModel, labels: torch.Tensor | None, seeds: Sequence[int], cfg: Mapping[str, Any],
-             progress: bool = False) -> torch.Tensor:
+             progress: bool = False, sector: torch.Tensor | None = None) -> torch.Tensor:
     """Sample one batch: image i from ``labels[i]`` (None: unconditional) and ``seeds[i]``.
 
+    ``sector``: a (H, W) bool mask (:func:`configured_mask`); pixels outside it become 0.
     Returns uint8 images (B, C, H, W) on the CPU.
     """
     scfg = cfg["sample"]
@@ -75,4 +109,4 @@ def generate(loaded: LoadedModel, labels: torch.Tensor | None, seeds: Sequence[i
     generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
     x0 = sample_loop(process, model_fn, (len(seeds), *loaded.image_shape), generators, sampler=sampler,
                      eta=float(scfg["eta"]), clip_x0=bool(scfg["clip_x0"]), progress=progress)
-    return to_uint8(x0).cpu()
+    return to_uint8(apply_sector(x0, sector)).cpu()

@@ -1,7 +1,8 @@
 """Shards of a sampling plan and their gathering into the samples contract.
 
 ``sample_shard`` computes the plan's batches b with b mod n = i (:func:`sonodiff.sample.plan.shard_batches`)
-into ``shards/<i>/``; ``gather`` checks that the shards hold every planned image once, links the
+into ``shards/<i>/`` (with ``sample.mask_sector``, black outside the sector mask given as
+``sector``, the prepared dataset's ``sector.png``); ``gather`` checks that the shards hold every planned image once, links the
 images into the set's ``images/`` and writes ``config.yaml`` and the manifest
 (:mod:`sonodiff.contracts.samples`). ``sample_all`` does the three in one process (the CLI).
 """
@@ -25,7 +26,7 @@ from sonodiff.contracts.samples import (
 from sonodiff.device import resolve_device
 from sonodiff.errors import InputError
 from sonodiff.io import atomic_dir, write_png
-from sonodiff.sample.generate import generate, read_label_maps
+from sonodiff.sample.generate import configured_mask, generate, read_label_maps
 from sonodiff.sample.plan import shard_batches, write_sampling_plan
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,12 @@ def shard_manifest_path(set_manifest: str | Path, shard: int) -> Path:
 
 
 def sample_shard(cfg: Mapping[str, Any], model_path: str | Path, plan_path: str | Path, out_manifest: str | Path,
-                 shard: int = 0, shards: int = 1, device: str | None = None, progress: bool = True) -> Path:
-    """Sample shard ``shard`` of ``shards`` of the plan: ``images/`` beside ``out_manifest``, then it."""
+                 shard: int = 0, shards: int = 1, device: str | None = None, progress: bool = True,
+                 sector: str | Path | None = None) -> Path:
+    """Sample shard ``shard`` of ``shards`` of the plan: ``images/`` beside ``out_manifest``, then it.
+
+    ``sector``: the prepared dataset's sector mask file, required with ``sample.mask_sector``.
+    """
     out_manifest = Path(out_manifest)
     out_dir = out_manifest.parent
     plan = read_plan(plan_path)
@@ -51,13 +56,14 @@ def sample_shard(cfg: Mapping[str, Any], model_path: str | Path, plan_path: str 
     loaded = load_model(model_path, resolve_device(device or cfg["device"]))
     if loaded.conditional and (plan["label"] == "").any():
         raise InputError(model_path, "a semantic model needs label maps (give the augment manifest)")
+    mask = configured_mask(cfg["sample"], sector, loaded)
     rows = []
     with atomic_dir(images_folder(out_manifest)) as tmp:
         bar = tqdm(total=sum(len(b) for b in batches), disable=not progress, dynamic_ncols=True,
                    desc=f"sample {cfg.get('dataset')}/{cfg.get('variant')} shard {shard}/{shards}")
         for batch in batches:
             labels = read_label_maps(list(batch["label"]), loaded) if loaded.conditional else None
-            images = generate(loaded, labels, list(batch["seed"]), cfg)
+            images = generate(loaded, labels, list(batch["seed"]), cfg, sector=mask)
             for (_, job), img in zip(batch.iterrows(), images):
                 image = sample_image_path(out_dir, job["sample_id"])
                 write_png(tmp / image.name, img[0].numpy(), compress_level=PNG_COMPRESS_LEVEL)
@@ -107,11 +113,11 @@ def gather(cfg: Mapping[str, Any], shard_manifests: Sequence[str | Path], plan_p
 
 def sample_all(cfg: Mapping[str, Any], model_path: str | Path, labelmaps: str | Path | None,
                out_manifest: str | Path, shards: int | None = None, device: str | None = None,
-               progress: bool = True) -> Path:
+               progress: bool = True, sector: str | Path | None = None) -> Path:
     """The plan beside ``out_manifest``, every shard in turn into ``shards/<i>/``, then :func:`gather`."""
     out_manifest = Path(out_manifest)
     plan = write_sampling_plan(cfg, labelmaps, out_manifest.parent / layout.SAMPLE_PLAN)
     n = int(shards or cfg["sample"]["shards"])
-    manifests = [sample_shard(cfg, model_path, plan, shard_manifest_path(out_manifest, i), i, n, device, progress)
-                 for i in range(n)]
+    manifests = [sample_shard(cfg, model_path, plan, shard_manifest_path(out_manifest, i), i, n, device, progress,
+                              sector) for i in range(n)]
     return gather(cfg, manifests, plan, out_manifest)

@@ -7,7 +7,9 @@ with step noise from ``seed + 1``, conditioned on the label map of the first val
 ``sample_id``) of the prepared dataset. With K respaced steps it keeps x_t every
 ``max(1, (K - 1) div (n - 2))`` steps (and at the first step), then ``n - 1`` of those evenly
 spread, and the final x_0: n frames, each the channel mean, in [-1, 1] (before clipping to
-uint8). The file is :func:`sonodiff.contracts.samples.write_snapshots` (``FINAL_STEP`` marks x_0).
+uint8). With the model's ``sample.mask_sector`` the final x_0 is black (-1) outside the
+dataset's sector mask, as the sample sets are; the x_t frames are the chain's states, unmasked.
+The file is :func:`sonodiff.contracts.samples.write_snapshots` (``FINAL_STEP`` marks x_0).
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ from sonodiff.contracts.model_file import LoadedModel, load_model
 from sonodiff.contracts.samples import FINAL_STEP, write_snapshots
 from sonodiff.device import resolve_device
 from sonodiff.diffusion.sampling import sample_loop
-from sonodiff.sample.generate import configured_process, guided_fn
+from sonodiff.sample.generate import apply_sector, configured_mask, configured_process, guided_fn
 
 
 def reverse_chain(loaded: LoadedModel, labels: np.ndarray | None, num_snapshots: int, seed: int,
-                  progress: bool = True) -> tuple[list[int], np.ndarray]:
-    """(original step of each frame, FINAL_STEP for x_0) and the frames (n, H, W) of one chain."""
+                  progress: bool = True, sector: torch.Tensor | None = None) -> tuple[list[int], np.ndarray]:
+    """(original step of each frame, FINAL_STEP for x_0) and the frames (n, H, W) of one chain.
+
+    ``sector``: a (H, W) bool mask; x_0 is set to -1 outside it (None: unmasked).
+    """
     scfg = loaded.config["sample"]
     sampler, process = configured_process(loaded.diffusion, scfg)
     n = process.num_steps
@@ -41,6 +46,7 @@ def reverse_chain(loaded: LoadedModel, labels: np.ndarray | None, num_snapshots:
                             progress=progress, snapshot_every=every)
     keep = [snaps[i] for i in sorted({int(round(v)) for v in np.linspace(0, len(snaps) - 1, num_snapshots - 1)})]
     steps = [s.step for s in keep] + [FINAL_STEP]
+    x0 = apply_sector(x0, sector)
     frames = np.stack([s.x_t[0].mean(0).numpy() for s in keep] + [x0[0].mean(0).detach().cpu().numpy()])
     return steps, frames
 
@@ -61,5 +67,7 @@ def write_reverse_snapshots(model_path: str | Path, dataset: PreparedDataset, ou
     """Write the snapshots of one chain of ``model_path`` on ``dataset`` (module docstring) to ``out``."""
     labels = snapshot_label_map(dataset)
     loaded = load_model(model_path, resolve_device(device))
-    steps, frames = reverse_chain(loaded, labels, num_snapshots, seed=int(loaded.config["seed"]), progress=progress)
+    sector = configured_mask(loaded.config["sample"], dataset.sector_path, loaded)
+    steps, frames = reverse_chain(loaded, labels, num_snapshots, seed=int(loaded.config["seed"]), progress=progress,
+                                  sector=sector)
     return write_snapshots(out, steps, frames, labels)

@@ -7,6 +7,7 @@
     model_path = train_job(cfg, dataset, "results/models/camus/bmaps/model.pt")
 
 :mod:`~sonodiff.train.loop` holds the loop, :mod:`~sonodiff.train.data` the data order,
+:mod:`~sonodiff.train.schedule` the learning-rate and EMA-decay schedules,
 :mod:`~sonodiff.train.checkpoint` the checkpoint files, :mod:`~sonodiff.train.ema` the weight
 average, :mod:`~sonodiff.train.logs` the CSV/TensorBoard logs, :mod:`~sonodiff.train.distributed`
 the torchrun glue and :mod:`~sonodiff.seeds` the seed derivation shared with sampling. The

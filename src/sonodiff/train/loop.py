@@ -12,7 +12,9 @@ Per step s (improved DDPM, Nichol & Dhariwal 2021, with the B-map process of Dom
 4. a non-finite loss (averaged over processes) or gradient norm skips the step (no update of the
    weights, the optimiser or the EMA), counted; ``train.max_nonfinite`` in a row stop training
    with :class:`TrainingDiverged` and no ``model.pt``;
-5. gradient clipping to ``train.grad_clip``, AdamW, then ``theta_ema <- r theta_ema + (1-r) theta``.
+5. gradient clipping to ``train.grad_clip``, AdamW at the rate lr(s), then
+   ``theta_ema <- r(s) theta_ema + (1 - r(s)) theta`` (lr(s) and r(s): warm-up, cosine decay and
+   EMA warm-up of :mod:`sonodiff.train.schedule`, pure functions of s).
 
 Every random number is a function of (seed, step, rank), and a checkpoint holds everything else
 (weights, EMA, optimiser moments, step, counters), so a run resumed from a checkpoint continues
@@ -44,6 +46,7 @@ from sonodiff.train.checkpoint import latest_valid, list_checkpoints, load_check
 from sonodiff.train.data import TrainingSet, load_training_set
 from sonodiff.train.ema import EMA
 from sonodiff.train.logs import TrainLogger
+from sonodiff.train.schedule import TrainSchedule
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +82,12 @@ class DiffusionObjective:
 
 
 def trajectory_config(cfg: Mapping[str, Any]) -> dict:
-    """The part of a resolved config that determines the weights (what a resume must match)."""
-    train = {k: v for k, v in cfg["train"].items() if k not in NON_TRAJECTORY_TRAIN_KEYS}
+    """The part of a resolved config that determines the weights (what a resume must match).
+
+    ``train.steps`` takes part when the learning rate depends on it (the cosine schedule).
+    """
+    keep = ("steps",) if TrainSchedule.from_config(cfg["train"]).depends_on_total_steps else ()
+    train = {k: v for k, v in cfg["train"].items() if k not in NON_TRAJECTORY_TRAIN_KEYS or k in keep}
     return {"seed": cfg["seed"], "diffusion": cfg["diffusion"], "model": cfg["model"], "train": train}
 
 
@@ -109,7 +116,8 @@ class Trainer:
         self.memory_format = torch.channels_last if self.tcfg["channels_last"] else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
         self.ema = EMA(self.model, self.tcfg["ema_rate"])
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.tcfg["lr"],
+        self.schedule = TrainSchedule.from_config(self.tcfg)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.schedule.learning_rate(0),
                                            weight_decay=self.tcfg["weight_decay"])
         self.amp_dtype = autocast_dtype(self.tcfg["precision"], device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
@@ -146,6 +154,8 @@ class Trainer:
                 return self.net(x_t, t, cond).float()
 
         self.model.train()
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.schedule.learning_rate(step)
         losses = self.objective(model_fn, x0, gen)
         loss = losses["loss"].float().mean()
         metrics = {k: float(distributed.mean(v.detach().float().mean(), self.dist)) for k, v in losses.items()}
@@ -166,7 +176,7 @@ class Trainer:
             return self._skip(step, metrics, "gradient norm", t0)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        self.ema.update(self.model)
+        self.ema.update(self.model, self.schedule.ema_decay(step))
         self.nonfinite_run = 0
         return {**metrics, "skipped": False, "seconds": time.perf_counter() - t0}
 
