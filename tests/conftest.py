@@ -42,7 +42,7 @@ DEMO_CONFIG = ROOT / "config" / "config.yaml"
 
 
 def _whole_dag(workdir: Path, configfile: Path) -> Path:
-    proc = run_snakemake(workdir, "--cores", "2", configfile=configfile)
+    proc = run_snakemake(workdir, "--cores", "2", configfile=configfile, timeout=2400)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-8000:]
     return workdir
 

@@ -73,6 +73,7 @@ def check_results(results, config_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # when the SLURM tests skip, the tiny DAG fixture runs inside this test
 def test_tiny_dag_runs_every_rule_both_model_kinds_and_every_table(dag_run):
     config, labelled = check_results(dag_run / "results", ROOT / "config" / "test.yaml")
     assert labelled and len(labelled) < len(config["datasets"]), "the test config needs both model kinds"
@@ -82,6 +83,7 @@ def test_tiny_dag_runs_every_rule_both_model_kinds_and_every_table(dag_run):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2700)  # the fixture's whole demo DAG runs inside this test's time
 def test_whole_dag_on_default_config(demo_run):
     """The user's demo (`make run`): its outputs, not its timing (benchmarks/bench_demo.py times it)."""
     check_results(demo_run / "results", ROOT / "config" / "config.yaml")
