@@ -58,6 +58,11 @@ def read_dataset_info(path: str | Path) -> dict:
     return read_json(path)
 
 
+def read_sector(path: str | Path) -> np.ndarray:
+    """A sector mask file as a (H, W) bool array: ``sector.png`` > 127 (255 inside, 0 outside)."""
+    return read_png(path) > 127
+
+
 @dataclass(frozen=True)
 class PreparedDataset:
     """The files of one prepared dataset (paths as the rule declared them)."""
@@ -126,8 +131,8 @@ class PreparedDataset:
         return df.sort_values("sample_id").reset_index(drop=True)
 
     def sector(self) -> np.ndarray:
-        """The sector mask (H, W) as bool (``sector.png`` > 127)."""
-        return read_png(self.sector_path) > 127
+        """The sector mask (H, W) as bool (:func:`read_sector`)."""
+        return read_sector(self.sector_path)
 
     def depth_map(self):
         """The B-map depth map d(p) (H, W) in [0, 1], torch float32: from the sector mask and the

@@ -18,13 +18,14 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from sonodiff.contracts import layout
+from sonodiff.contracts.dataset import read_sector
 from sonodiff.contracts.model_file import LoadedModel
 from sonodiff.device import autocast_dtype
 from sonodiff.diffusion.guidance import classifier_free
 from sonodiff.diffusion.process import BMapDiffusion
 from sonodiff.diffusion.sampling import Sampler, get_sampler, sample_loop
 from sonodiff.errors import InputError
-from sonodiff.io import read_png, read_pngs, to_uint8
+from sonodiff.io import read_pngs, to_uint8
 
 #: x_0 outside the sector: the data range's black (uint8 0).
 OUTSIDE = -1.0
@@ -68,9 +69,9 @@ def read_label_maps(paths: Sequence[str], loaded: LoadedModel) -> torch.Tensor:
 
 
 def read_sector_mask(path: str | Path, loaded: LoadedModel) -> torch.Tensor:
-    """The sector mask of ``sector.png`` (> 127 inside) as a (H, W) bool tensor, checked against
-    the model's image size."""
-    mask = torch.from_numpy(read_png(path) > 127)
+    """The sector mask (:func:`sonodiff.contracts.dataset.read_sector`) as a (H, W) bool tensor,
+    checked against the model's image size."""
+    mask = torch.from_numpy(read_sector(path))
     if tuple(mask.shape) != loaded.image_shape[1:]:
         raise InputError(path, f"sector mask is {tuple(mask.shape)}, the model makes {loaded.image_shape[1:]}")
     return mask
