@@ -1,8 +1,12 @@
-"""CAMUS converter: both releases, official splits, the prepared-dataset contract, bad input."""
+"""CAMUS converter: both releases, official splits (the real split files in tests/data), the
+prepared-dataset contract, bad input (split ids without folders, missing ground truth)."""
 
 from __future__ import annotations
 
 import json
+import shutil
+from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,6 +18,7 @@ from test_data_factories import (CAMUS_LABELS, job_config, prepare_into, write_c
 from sonodiff.contracts import layout
 from sonodiff.contracts.dataset import DATASET_COLUMNS
 from sonodiff.contracts.manifest import read_manifest
+from sonodiff.data.camus import read_subgroups
 from sonodiff.data.prepare import prepare_dataset
 from sonodiff.errors import InputError
 
@@ -209,3 +214,57 @@ def test_failure_keeps_previous_output_whole(tmp_path):
     # The failed run left no temporary folder and did not touch the images of the last good run.
     assert sorted(p.name for p in (out / layout.IMAGES).iterdir()) == before
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+# ------------------------------------------------------------- the official split files (real ones)
+
+SPLIT_FILES = Path(__file__).parent / "data" / "camus_split_files" / "database_split"
+
+
+def test_official_split_files_parse():
+    groups = read_subgroups(SPLIT_FILES)
+    assert Counter(groups.values()) == {"train": 400, "val": 50, "test": 50}
+    # Disjoint files (read_subgroups also refuses an id twice) covering patient0001..patient0500.
+    files = [set((SPLIT_FILES / f"subgroup_{g}.txt").read_text().split()) for g in ("training", "validation", "testing")]
+    assert [len(f) for f in files] == [400, 50, 50] and len(set.union(*files)) == 500
+    assert set(groups) == {f"patient{i:04d}" for i in range(1, 501)}
+
+
+def test_official_split_files_against_a_partial_tree(tmp_path):
+    # The real split files over a tree of three patients: the ids without a folder are named.
+    raw = write_camus_nifti(tmp_path / "raw", groups={"training": [1, 2, 3]})
+    shutil.rmtree(raw / "database_split")
+    shutil.copytree(SPLIT_FILES, raw / "database_split")
+    msg = _assert_fails(raw, tmp_path / "out", r"subgroup_training\.txt: 397 patient ids without a folder in ")
+    assert msg.endswith("database_nifti: patient0004, patient0005, patient0006, patient0007, patient0008, ... (397 in all)")
+
+
+def test_split_file_id_without_folder(tmp_path):
+    raw = write_camus_nifti(tmp_path / "raw")
+    with (raw / "database_split" / "subgroup_validation.txt").open("a") as f:
+        f.write("patient0099\n")
+    msg = _assert_fails(raw, tmp_path / "out", "1 patient ids without a folder in")
+    assert msg.startswith(str(raw / "database_split" / "subgroup_validation.txt")) and msg.endswith(": patient0099")
+
+
+@pytest.mark.parametrize("patient", [2, 5, 6])  # a training, the validation and the testing patient
+def test_missing_gt_in_nifti_release_is_an_error(tmp_path, patient):
+    raw = write_camus_nifti(tmp_path / "raw")
+    gt = raw / "database_nifti" / f"patient{patient:04d}" / f"patient{patient:04d}_4CH_ES_gt.nii.gz"
+    gt.unlink()
+    msg = _assert_fails(raw, tmp_path / "out", "ground truth of .*_4CH_ES.nii.gz not found")
+    assert msg.startswith(f"{gt}: ")
+
+
+def test_missing_gt_in_2019_training_is_an_error(tmp_path):
+    raw = write_camus_2019(tmp_path / "raw", train=[1, 2, 3, 4], test=[5])
+    gt = raw / "training" / "patient0003" / "patient0003_2CH_ED_gt.mhd"
+    gt.unlink()
+    assert _assert_fails(raw, tmp_path / "out", "ground truth of patient0003_2CH_ED.mhd not found").startswith(str(gt))
+
+
+def test_unlabelled_camus_needs_no_gt(tmp_path):
+    raw = write_camus_nifti(tmp_path / "raw")
+    (raw / "database_nifti" / "patient0002" / "patient0002_4CH_ES_gt.nii.gz").unlink()
+    info = _prepare(raw, tmp_path / "out", labels={"background": 0}, sector_label=False)
+    assert info["counts"]["train"] == 16 and info["structures"] == {}

@@ -1,4 +1,5 @@
-"""Tiny raw datasets in the real layouts (CAMUS both releases, SegThy, BUSI, a folder), written
+"""Tiny raw datasets in the real layouts (CAMUS both releases, BUSI, a folder; SegThy's is in
+test_data_segthy.py), written
 here with SimpleITK and PIL, and the resolved config that goes with them.
 
 Helpers only (no tests): ``from test_data_factories import ...``.
@@ -93,38 +94,6 @@ def write_camus_2019(root: Path, train: list[int], test: list[int], h: int = 40,
                     img, lab = fan(h, w, rng)
                     write_sitk(img, root / folder / pid / f"{pid}_{view}_{phase}.mhd")
                     write_sitk(lab, root / folder / pid / f"{pid}_{view}_{phase}_gt.mhd")
-    return root
-
-
-def neck_volume(shape: tuple[int, int, int], thyroid_slices: range, rng: np.random.Generator,
-                carotid_value: int = 2, jugular_value: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """A SegThy-like (rows, cols, slices) volume: thyroid in ``thyroid_slices`` only, vessels everywhere."""
-    h, w, s = shape
-    y, x = np.mgrid[0:h, 0:w]
-    img = np.zeros(shape, np.float32)
-    lab = np.zeros(shape, np.uint8)
-    for k in range(s):
-        img[..., k] = 0.2 + 0.6 * rng.random((h, w))
-        if k in thyroid_slices:
-            lab[..., k][np.hypot(y - h / 2, x - w / 3) < h / 6] = 1
-        lab[..., k][np.hypot(y - h / 2, x - 0.8 * w) < 2] = carotid_value
-        lab[..., k][np.hypot(y - 0.3 * h, x - 0.8 * w) < 2] = jugular_value
-    return img, lab
-
-
-def write_segthy(root: Path, n: int = 4, shape: tuple[int, int, int] = (24, 20, 8),
-                 thyroid_slices: range = range(2, 6), seed: int = 0) -> Path:
-    """SegThy layout: ``US_volunteer_dataset/{data,ground_truth_data}/<patient>.nii.gz`` (SimpleITK,
-    arrays (rows, cols, slices), so ``slice_axis`` 2 gives (rows, cols) slices)."""
-    rng = np.random.default_rng(seed)
-    base = root / "US_volunteer_dataset"
-    (base / "data").mkdir(parents=True, exist_ok=True)
-    (base / "ground_truth_data").mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        img, lab = neck_volume(shape, thyroid_slices, rng, carotid_value=2 + 2 * (i % 2),
-                               jugular_value=3 + 2 * (i % 2))
-        write_sitk(img, base / "data" / f"P{i:02d}.nii.gz")
-        write_sitk(lab, base / "ground_truth_data" / f"P{i:02d}.nii.gz")
     return root
 
 

@@ -32,10 +32,16 @@ def camus_root(tmp_path_factory) -> Path:
     return root
 
 
+#: Volume ids of the SegThy phantom with 3 volunteers and 2 sweeps each (scan, volunteer, sweep, side).
+SEGTHY_IDS = ["001_P1_1_left", "002_P1_1_right", "003_P2_1_left", "004_P2_1_right", "005_P3_1_left",
+              "006_P3_1_right"]
+
+
 @pytest.fixture(scope="module")
 def segthy_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("segthy")
-    simulate_segthy(root, patients=3, mode="fast", size=SIZE, slices=6, seed=3, slice_axis=2, progress=False)
+    simulate_segthy(root, patients=3, mode="fast", size=SIZE, slices=6, seed=3, slice_axis=2, sweeps=2,
+                    progress=False)
     return root
 
 
@@ -123,13 +129,15 @@ def test_cardiac_es_geometry_and_ef():
 
 
 def test_segthy_layout_and_labels(segthy_root):
-    data = segthy_root / "US_volunteer_dataset" / "data"
-    gt_dir = segthy_root / "US_volunteer_dataset" / "ground_truth_data"
-    names = sorted(p.name for p in data.iterdir())
-    assert names == sorted(p.name for p in gt_dir.iterdir()) == [f"volunteer0{i}.nii.gz" for i in (1, 2, 3)]
+    base = segthy_root / "US_volunteer_dataset" / "ground_truth_data"
+    assert sorted(p.name for p in (base / "US").iterdir()) == [f"{i}_US.nii" for i in SEGTHY_IDS]
+    assert sorted(p.name for p in (base / "US_thyroid_label").iterdir()) == [f"{i}.nii" for i in SEGTHY_IDS]
+    assert sorted(p.name for p in base.iterdir()) == ["US", "US_thyroid_label"]
     with_thyroid = without = 0
-    for name in names:
-        image, gt = read(data / name), read(gt_dir / name)
+    for volume_id in SEGTHY_IDS:
+        image_path, label_path = raw_layout.segthy_paths(segthy_root, volume_id)
+        assert image_path.read_bytes()[:4] == (348).to_bytes(4, "little")   # uncompressed NIfTI-1, as released
+        image, gt = read(image_path), read(label_path)
         assert image.shape == gt.shape == (SIZE, SIZE, 6)
         assert set(np.unique(gt)) <= {0, 1, 2, 3, 4, 5}
         assert {2, 3, 4, 5} <= set(np.unique(gt))
@@ -144,9 +152,28 @@ def test_segthy_layout_and_labels(segthy_root):
     assert with_thyroid and without, "some slices must lack thyroid so that the slicer drops them"
 
 
+def test_segthy_volume_ids_number_scans_and_alternate_sides():
+    assert [raw_layout.segthy_volume_id(1, s, 3) for s in range(3)] == \
+        ["004_P2_1_left", "005_P2_1_right", "006_P2_2_left"]
+    assert raw_layout.segthy_volume_id(11, 0, 1) == "012_P12_1_left"
+
+
+def test_segthy_sweeps_of_a_volunteer_share_the_neck(segthy_root):
+    """Two sweeps of P1: the same anatomy in interleaved planes (labels overlap, not equal), own speckle."""
+    (img1, lab1), (img2, lab2), (_, other) = (
+        tuple(read(p) for p in raw_layout.segthy_paths(segthy_root, i)) for i in SEGTHY_IDS[:3])
+    assert not np.array_equal(img1, img2) and not np.array_equal(lab1, lab2)
+
+    def dice(a, b):
+        return 2 * np.sum(a & b) / (np.sum(a) + np.sum(b))
+
+    same = dice(lab1 == 1, lab2 == 1)
+    assert same > 0.8 and same > dice(lab1 == 1, other == 1)
+
+
 def test_segthy_trachea_is_dark_air_and_probe_on_top(segthy_root):
-    image = read(segthy_root / "US_volunteer_dataset" / "data" / "volunteer01.nii.gz").astype(float)
-    gt = read(segthy_root / "US_volunteer_dataset" / "ground_truth_data" / "volunteer01.nii.gz")
+    image_path, label_path = raw_layout.segthy_paths(segthy_root, SEGTHY_IDS[0])
+    image, gt = read(image_path).astype(float), read(label_path)
     centre = slice(SIZE // 2 - 2, SIZE // 2 + 2)
     deep = slice(SIZE * 3 // 4, SIZE)
     # below the trachea: acoustic shadow, label 0, much darker than the tissue beside it
@@ -160,8 +187,9 @@ def test_segthy_slice_axis_moves_only_the_stacking(tmp_path):
     volumes = {}
     for axis in (0, 1):
         root = tmp_path / f"axis{axis}"
-        simulate_segthy(root, patients=3, mode="fast", size=16, slices=3, seed=8, slice_axis=axis, progress=False)
-        image_path, label_path = raw_layout.segthy_paths(root, "volunteer01")
+        simulate_segthy(root, patients=3, mode="fast", size=16, slices=3, seed=8, slice_axis=axis, sweeps=1,
+                        progress=False)
+        image_path, label_path = raw_layout.segthy_paths(root, "001_P1_1_left")
         volumes[axis] = (read(image_path), read(label_path))
     for k in range(3):
         for i in (0, 1):
@@ -264,7 +292,8 @@ def test_same_seed_same_bytes_other_seed_differs(camus_root, tmp_path):
 
 
 def test_segthy_same_seed_same_bytes(segthy_root, tmp_path):
-    simulate_segthy(tmp_path, patients=3, mode="fast", size=SIZE, slices=6, seed=3, slice_axis=2, progress=False)
+    simulate_segthy(tmp_path, patients=3, mode="fast", size=SIZE, slices=6, seed=3, slice_axis=2, sweeps=2,
+                    progress=False)
     assert tree_bytes(tmp_path) == tree_bytes(segthy_root)
 
 
@@ -287,11 +316,12 @@ def _cfg(default_config, dataset, **simulate):
 
 def test_simulate_phantom_from_config(default_config, tmp_path):
     cfg = _cfg(default_config, "phantom_segthy", patients=3, size=16, slices=2)
+    assert cfg["data"]["source"]["simulate"]["sweeps"] == 2
     out = simulate_phantom(cfg, tmp_path / "raw" / "phantom_segthy", progress=False)
-    assert sorted(p.name for p in (out / "US_volunteer_dataset" / "data").iterdir()) == \
-        ["volunteer01.nii.gz", "volunteer02.nii.gz", "volunteer03.nii.gz"]
+    assert sorted(p.name for p in (out / "US_volunteer_dataset" / "ground_truth_data" / "US").iterdir()) == \
+        [f"{i}_US.nii" for i in SEGTHY_IDS]
     axis = cfg["data"]["slice_axis"]
-    assert read(out / "US_volunteer_dataset" / "data" / "volunteer01.nii.gz").shape[axis] == 2
+    assert read(raw_layout.segthy_paths(out, SEGTHY_IDS[0])[0]).shape[axis] == 2
     assert not [p for p in (tmp_path / "raw").iterdir() if p.name.startswith(".")]
 
 
@@ -328,7 +358,7 @@ def test_split_patients_fractions():
 @pytest.mark.slow
 def test_simus_mode_dataset(tmp_path):
     """A whole (small) SegThy phantom through full SIMUS: layout as in fast mode."""
-    simulate_segthy(tmp_path, patients=3, mode="simus", size=24, slices=1, seed=0, progress=False)
-    image, gt = (read(p) for p in raw_layout.segthy_paths(tmp_path, "volunteer02"))
+    simulate_segthy(tmp_path, patients=3, mode="simus", size=24, slices=1, seed=0, sweeps=1, progress=False)
+    image, gt = (read(p) for p in raw_layout.segthy_paths(tmp_path, "002_P2_1_left"))
     assert image.shape == gt.shape == (24, 24, 1)
     assert image.std() > 10 and 1 in np.unique(gt)

@@ -3,12 +3,17 @@
 A prepared dataset is a folder holding
 
 - ``manifest.csv``: one row per 2D sample (:data:`DATASET_COLUMNS`, then format-specific
-  columns such as BUSI's ``class``), paths relative to the manifest's folder;
+  columns such as BUSI's ``class``), paths relative to the manifest's folder; ``duplicate_group``
+  names the group (``dup001``...) of patients linked by duplicate images, empty when none: the
+  patients of a group share one split unless an official split says otherwise;
 - ``images/<sample_id>.png`` (uint8 grey, ``img_size`` square) and, for labelled datasets,
   ``labels/<sample_id>.png`` (prepared ids: background 0, structures 1..K, sector K+1);
 - ``sector.png``: the dataset's imaging sector (255 inside);
 - ``dataset.json``: name, format, img_size, labels (name -> id), structures, sector_id, probe
-  (``{"type": "convex" | "linear"}``) and counts per split.
+  (``{"type": "convex" | "linear"}``), counts per split, and ``duplicates``: ``settings``,
+  ``counts`` (``groups``, ``patients``, ``images``, ``exact_pairs``, ``near_pairs``, ``conflicts``,
+  ``groups_across_splits``) and ``groups`` (``group``, ``patients``, ``splits``, ``pairs`` of sample
+  ids with ``kind`` exact/near and ``similarity``, ``conflicts``: classes or labels that differ).
 
 Readers take the three files explicitly (as rules declare them); :meth:`PreparedDataset.in_dir`
 finds them in a folder for the CLI and tests.
@@ -35,7 +40,7 @@ if TYPE_CHECKING:  # the engine (torch) is imported by the methods that need it
 #: Columns of a prepared dataset's manifest, in order.
 DATASET_COLUMNS = (
     "sample_id", "patient_id", "split", "view", "phase", "slice_index",
-    "image", "label", "source_file",
+    "image", "label", "source_file", "duplicate_group",
 )
 SPLITS = ("train", "val", "test")
 

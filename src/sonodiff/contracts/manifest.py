@@ -15,15 +15,7 @@ import pandas as pd
 from sonodiff.errors import InputError
 from sonodiff.io import atomic_path
 
-#: Columns of a prepared dataset's manifest (DESIGN.md, "On-disk contracts").
-DATASET_COLUMNS = (
-    "sample_id", "patient_id", "split", "view", "phase", "slice_index",
-    "image", "label", "source_file",
-)
-#: Columns of a samples manifest.
-SAMPLES_COLUMNS = (
-    "sample_id", "image", "label", "real_image", "source_sample_id", "patient_id", "split", "seed",
-)
+#: Path columns: stored relative to the manifest's folder, read back as absolute paths.
 PATH_COLUMNS = ("image", "label", "real_image", "source_file", "source_label")
 
 

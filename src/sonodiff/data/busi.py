@@ -4,6 +4,11 @@ Masks are ``<name> (N)_mask.png``, with more lesions in ``_mask_1.png``, ``_mask
 they are merged by OR into one lesion label (raw value 1; config labels
 ``{background: 0, lesion: 1}``). The class is kept in the manifest's ``class`` column. BUSI
 gives no patient ids: each image is its own patient, and the seeded split is stratified by class.
+
+BUSI holds duplicates: ``benign (433)`` and ``malignant (145)`` have identical pixels, and about a
+dozen pairs are one scan re-cropped (e.g. ``benign (42)``/``malignant (51)``, ``benign (284)``/
+``benign (285)``). :mod:`sonodiff.data.duplicates` finds them at prepare time and puts each such
+group of images in one split; a group whose classes differ is reported.
 """
 
 from __future__ import annotations

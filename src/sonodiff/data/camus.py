@@ -8,6 +8,16 @@
 
 Labels: 0 background, 1 LV cavity, 2 myocardium, 3 left atrium. Images are read with the probe
 at row 0. Sequences (``_sequence``, ``_half_sequence``) are not used.
+
+Checks (each a one-line :class:`~sonodiff.errors.InputError` naming the file):
+
+- split files (read where ``official_split`` is on): every patient id in one file only, every
+  patient folder in a file, every id of a file with its folder (the error names the file, the
+  first missing ids and their count);
+- ground truth: a labelled dataset needs the ``_gt`` of every image, in every split of the NIfTI
+  release and in the 2019 release's ``training/``; the 2019 ``testing/`` ships none, so its
+  images without one are skipped (by :func:`sonodiff.data.prepare.list_dataset`, one warning);
+- a ``_gt`` without its image, a patient id found twice, no CAMUS layout at all.
 """
 
 from __future__ import annotations
@@ -44,7 +54,8 @@ def _find(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def _patient_units(folder: Path, official: str | None) -> list[Unit]:
+def _patient_units(folder: Path, official: str | None, needs_gt: bool) -> list[Unit]:
+    """The units of one patient folder; ``needs_gt``: a missing ``_gt`` is an error naming it."""
     pid = folder.name
     units = []
     for view in VIEWS:
@@ -55,6 +66,10 @@ def _patient_units(folder: Path, official: str | None) -> list[Unit]:
                 if gt is not None:
                     raise InputError(gt, f"label map without its image {stem}.*")
                 continue
+            if gt is None and needs_gt:
+                raise InputError(folder / f"{stem}_gt{image.name[len(stem):]}",
+                                 f"ground truth of {image.name} not found; a labelled dataset needs "
+                                 f"it (split {official or 'seeded'})")
             units.append(Unit(key=stem, patient_id=pid, image=image,
                               labels=(gt,) if gt is not None else (), view=view, phase=phase,
                               official_split=official))
@@ -85,23 +100,39 @@ def read_subgroups(split_dir: Path) -> dict[str, str]:
     return out
 
 
-def _nifti_units(nifti: Path, raw: Path, official_split: bool) -> list[Unit]:
+def check_subgroups(groups: dict[str, str], split_dir: Path, nifti: Path, shown: int = 5) -> None:
+    """Every id of the split files has a patient folder in ``nifti`` and every folder an id; else
+    an error naming the split file (or folder) with the first ``shown`` missing ids and their count."""
+    folders = _patients(nifti)
+    names = {f.name for f in folders}
+    for group, split in SUBGROUPS.items():
+        missing = sorted(pid for pid, s in groups.items() if s == split and pid not in names)
+        if missing:
+            more = f", ... ({len(missing)} in all)" if len(missing) > shown else ""
+            raise InputError(split_dir / f"subgroup_{group}.txt",
+                             f"{len(missing)} patient ids without a folder in {nifti}: "
+                             f"{', '.join(missing[:shown])}{more}")
+    for folder in folders:
+        if folder.name not in groups:
+            raise InputError(split_dir, f"{folder.name} is in no subgroup file")
+
+
+def _nifti_units(nifti: Path, raw: Path, official_split: bool, needs_gt: bool) -> list[Unit]:
     split_dir = _one_dir(raw, "database_split")
     groups = read_subgroups(split_dir) if (official_split and split_dir is not None) else None
     if official_split and split_dir is None:
         log.warning("%s: no database_split/ folder; using a seeded split", raw)
+    if groups is not None:
+        check_subgroups(groups, split_dir, nifti)
     units = []
     for folder in _patients(nifti):
-        official = None
-        if groups is not None:
-            if folder.name not in groups:
-                raise InputError(split_dir, f"{folder.name} is in no subgroup file")
-            official = groups[folder.name]
-        units.extend(_patient_units(folder, official))
+        units.extend(_patient_units(folder, groups[folder.name] if groups is not None else None, needs_gt))
     return units
 
 
-def _release2019_units(training: Path | None, testing: Path | None) -> list[Unit]:
+def _release2019_units(training: Path | None, testing: Path | None, needs_gt: bool) -> list[Unit]:
+    """Units of ``training/`` (``_gt`` needed in a labelled dataset) and ``testing/`` (no ``_gt``
+    in the release: images without one are kept unlabelled, then skipped if labelled)."""
     seen: dict[str, Path] = {}
     units = []
     for folder_root, official in ((training, "train+val"), (testing, "test")):
@@ -111,7 +142,7 @@ def _release2019_units(training: Path | None, testing: Path | None) -> list[Unit
             if folder.name in seen:
                 raise InputError(folder, f"patient id {folder.name} appears twice (also {seen[folder.name]})")
             seen[folder.name] = folder
-            units.extend(_patient_units(folder, official))
+            units.extend(_patient_units(folder, official, needs_gt and official != "test"))
     return units
 
 
@@ -119,14 +150,15 @@ def list_units(raw: Path, data: dict) -> list[Unit]:
     """Units of a CAMUS tree (either release), with the official split where asked for."""
     raw = Path(raw)
     official = bool(data.get("official_split", True))
+    labeled = len(data.get("labels", {})) > 1
     nifti = _one_dir(raw, "database_nifti")
     if nifti is not None:
-        units = _nifti_units(nifti, raw, official)
+        units = _nifti_units(nifti, raw, official, labeled)
     else:
         training, testing = _one_dir(raw, "training"), _one_dir(raw, "testing")
         if training is None and testing is None:
             raise InputError(raw, "no CAMUS layout (database_nifti/, or training/ and testing/)")
-        units = _release2019_units(training, testing)
+        units = _release2019_units(training, testing, labeled)
     if not official:
         units = [Unit(**{**u.__dict__, "official_split": None}) for u in units]
     return units

@@ -1,62 +1,215 @@
-"""A user's own folder: images (``image_glob``) and optional label maps (``label_glob``).
+"""A user's own folder of 2D images, with optional label maps, read as it is (no renaming).
 
-Labels are matched to images by file stem, a label stem may end in ``_gt``, ``_mask``,
-``_label`` or ``_seg``. Without ``label_glob`` (or with config labels holding only the
-background) the dataset is unlabeled: the manifest's label column is empty and the workflow
-trains an unconditional model. Patient ids: when the images sit in subfolders of their deepest
-common folder, the first subfolder names the patient (``<patient>/<image>.png``); otherwise each
-image is its own patient.
+Keys of the dataset's config entry (``config/README.md``), all paths relative to the raw folder:
+
+- Images: the files matching ``image_glob`` (null: :data:`IMAGE_GLOB`), less the label files.
+- Labels: the files matching ``label_glob`` (null or ``""``: none). Config ``labels`` holding
+  only the background make the dataset unlabeled: the manifest's label column is empty and the
+  workflow trains an unconditional model. Naming structures needs a ``label_glob``.
+- Pairing: a label map pairs with the image whose stem is the label's stem less the label
+  suffix: ``label_suffix`` where set (``_Annotation``: ``000_HC_Annotation.png`` labels
+  ``000_HC.png``; ``""``: identical stems; a label without the suffix is ignored), else any of
+  :data:`DEFAULT_SUFFIXES` or none. Where several images share that stem, the label pairs with
+  the one in its own folder, else with the one at the same place under the images' common folder
+  as the label under the labels' (``images/p1/a.png`` with ``masks/p1/a_mask.png``); otherwise
+  it pairs with nobody. In a labeled dataset images without a label map are skipped (one
+  warning); no pair at all is an error saying what was searched for.
+- Patients: ``patient_csv`` (a CSV with columns ``image``, ``patient``; ``image`` is the path
+  relative to the raw folder, or a bare file name), else ``patient_pattern`` (a regular
+  expression searched in the image's path relative to the raw folder, ``/``-separated; its named
+  group ``patient`` is the id: ``(?P<patient>\\d+)_HC`` gives ``000`` for
+  ``training_set/000_HC.png``), else the first subfolder under the images' deepest common
+  folder (``<patient>/<image>.png``), else the image's stem.
+- ``fill_outlines``: label maps hold closed contours (HC18's ellipses), filled into regions when
+  read (:mod:`sonodiff.data.outlines`).
+
+Sample ids are the image's folders under the images' common folder and its stem, joined by ``_``.
 """
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 import re
+from collections import defaultdict
 from pathlib import Path
 
-from sonodiff.data.readers import find_files, safe_id, stem
+from sonodiff.data.readers import find_files, patient_regex, safe_id, stem
 from sonodiff.data.units import Unit
 from sonodiff.errors import InputError
 
 log = logging.getLogger(__name__)
 
-LABEL_SUFFIX = re.compile(r"_(gt|mask|label|labels|seg)$", re.IGNORECASE)
+#: ``image_glob`` where the key is null.
+IMAGE_GLOB = "**/*.png"
+#: Label suffixes recognised where ``label_suffix`` is null (case-insensitive, optional).
+DEFAULT_SUFFIXES = ("_gt", "_mask", "_label", "_labels", "_seg")
+
+
+class Pairing:
+    """How a label file's stem gives the stem of its image (``label_suffix``, module docstring)."""
+
+    def __init__(self, suffix: str | None):
+        self.suffix = suffix
+        if suffix is None:
+            self.pattern = re.compile(f"({'|'.join(map(re.escape, DEFAULT_SUFFIXES))})$", re.IGNORECASE)
+        else:
+            self.pattern = re.compile(f"{re.escape(suffix)}$", re.IGNORECASE)
+
+    def image_stem(self, label: Path) -> str | None:
+        """The stem of the image ``label`` belongs to; None for a label without the set suffix."""
+        name = stem(label)
+        if self.suffix is None:
+            return self.pattern.sub("", name)
+        if not self.suffix:
+            return name
+        return self.pattern.sub("", name) if self.pattern.search(name) else None
+
+    def describe(self) -> str:
+        if self.suffix is None:
+            return f"one of the label suffixes {', '.join(DEFAULT_SUFFIXES)} or none (set label_suffix)"
+        return f"label_suffix {self.suffix!r}" if self.suffix else "label_suffix '' (identical stems)"
+
+
+def _common(paths: list[Path]) -> Path:
+    return Path(os.path.commonpath([str(p.parent) for p in paths]))
+
+
+def pair_labels(images: list[Path], labels: list[Path], pairing: Pairing) -> dict[Path, Path]:
+    """Image -> its label map (rules in the module docstring); errors name the file."""
+    by_stem: dict[str, list[Path]] = defaultdict(list)
+    for f in labels:
+        key = pairing.image_stem(f)
+        if key is not None:
+            by_stem[key].append(f)
+    unsuffixed = [f for f in labels if pairing.image_stem(f) is None]
+    if unsuffixed:
+        log.warning("%d label files without %s ignored (e.g. %s)", len(unsuffixed), pairing.describe(),
+                    unsuffixed[0])
+    stems = defaultdict(int)
+    for image in images:
+        stems[stem(image)] += 1
+    image_base = _common(images)
+    label_base = _common(labels) if labels else image_base
+    pairs: dict[Path, Path] = {}
+    owner: dict[Path, Path] = {}
+    for image in images:
+        found = by_stem.get(stem(image), [])
+        match = [f for f in found if f.parent == image.parent]
+        if not match:
+            where = image.parent.relative_to(image_base)
+            match = [f for f in found if f.parent.relative_to(label_base) == where]
+        if not match and len(found) == 1 and stems[stem(image)] == 1:
+            match = found
+        if len(match) > 1:
+            raise InputError(match[1], f"two label maps for image {image} (also {match[0]})")
+        if match:
+            if match[0] in owner:
+                raise InputError(match[0], f"label map of two images: {owner[match[0]]} and {image}")
+            pairs[image] = owner[match[0]] = match[0]
+    unused = sorted(f for fs in by_stem.values() for f in fs if f not in owner)
+    if unused:
+        log.warning("%d label maps pair with no image, ignored (e.g. %s)", len(unused), unused[0])
+    return pairs
+
+
+def read_patient_csv(path: Path) -> dict[str, str]:
+    """``image`` -> ``patient`` from the ``patient_csv`` file ``path``; errors name the file."""
+    if not path.is_file():
+        raise InputError(path, "patient_csv not found")
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        if not {"image", "patient"} <= set(reader.fieldnames or ()):
+            raise InputError(path, f"patient_csv needs the columns image and patient, has {reader.fieldnames}")
+        out: dict[str, str] = {}
+        for row in reader:
+            image, patient = (row["image"] or "").strip().removeprefix("./"), (row["patient"] or "").strip()
+            if not image or not patient:
+                raise InputError(path, f"row {reader.line_num}: empty image or patient")
+            if image in out:
+                raise InputError(path, f"image {image} appears twice")
+            out[image] = patient
+    return out
+
+
+class _Patients:
+    """The patient of an image: ``patient_csv``, ``patient_pattern`` or folders (module docstring)."""
+
+    def __init__(self, raw: Path, data: dict, images: list[Path]):
+        self.raw, self.base = raw, _common(images)
+        csv_value, text = data.get("patient_csv"), data.get("patient_pattern")
+        if csv_value and text:
+            raise InputError("config key patient_pattern", "set patient_pattern or patient_csv, not both")
+        self.csv_path = raw / csv_value if csv_value else None  # an absolute csv_value stays as it is
+        self.table = read_patient_csv(self.csv_path) if self.csv_path else None
+        self.names = defaultdict(list)
+        for image in images:
+            self.names[image.name].append(image)
+        self.pattern = None
+        if text:
+            self.pattern = patient_regex(text)
+
+    def __call__(self, image: Path) -> str:
+        rel = image.relative_to(self.raw).as_posix()
+        if self.table is not None:
+            if rel in self.table:
+                return safe_id(self.table[rel])
+            if image.name in self.table:
+                if len(self.names[image.name]) > 1:
+                    raise InputError(self.csv_path, f"file name {image.name} is in several folders; "
+                                                    f"give its path relative to the raw folder ({rel})")
+                return safe_id(self.table[image.name])
+            raise InputError(image, f"no row of patient_csv {self.csv_path} names this image ({rel})")
+        if self.pattern is not None:
+            match = self.pattern.search(rel)
+            if match is None or not match.group("patient"):
+                raise InputError(image, f"patient_pattern '{self.pattern.pattern}' does not match '{rel}'")
+            return safe_id(match.group("patient"))
+        parts = image.relative_to(self.base).parts
+        return safe_id(parts[0]) if len(parts) > 1 else safe_id(stem(image))
 
 
 def list_units(raw: Path, data: dict) -> list[Unit]:
-    """One unit per image; patient ids from the folder structure (module docstring)."""
+    """One unit per image (with its label map in a labeled dataset), rules in the module docstring."""
     raw = Path(raw)
     labeled = len(data.get("labels", {})) > 1
-    label_glob = data.get("label_glob", "") if labeled else ""
+    image_glob = data.get("image_glob") or IMAGE_GLOB
+    label_glob = (data.get("label_glob") or "") if labeled else ""
     if labeled and not label_glob:
         raise InputError("config key label_glob", "the labels name structures but label_glob is empty")
     label_files = find_files(raw, [label_glob]) if label_glob else []
     label_set = set(label_files)
-    images = [f for f in find_files(raw, [data["image_glob"]]) if f not in label_set]
+    matched = find_files(raw, [image_glob])
+    images = [f for f in matched if f not in label_set]
     if not images:
-        raise InputError(raw, f"no images match image_glob {data['image_glob']!r}")
-    labels: dict[str, Path] = {}
-    for f in label_files:
-        key = LABEL_SUFFIX.sub("", stem(f))
-        if key in labels:
-            raise InputError(f, f"two label maps for image stem {key} (also {labels[key]})")
-        labels[key] = f
-    base = Path(os.path.commonpath([str(p.parent) for p in images]))
+        extra = f" other than the label maps of label_glob {label_glob!r}" if matched else ""
+        raise InputError(raw, f"no images match image_glob {image_glob!r}{extra}")
+    pairs: dict[Path, Path] = {}
+    if labeled:
+        if not label_files:
+            raise InputError(raw, f"no label maps match label_glob {label_glob!r}")
+        pairing = Pairing(data.get("label_suffix"))
+        pairs = pair_labels(images, label_files, pairing)
+        if not pairs:
+            raise InputError(raw, f"no image/label pair: {len(images)} images match image_glob {image_glob!r}, "
+                                  f"{len(label_files)} label maps match label_glob {label_glob!r}, no label "
+                                  f"stem is an image stem plus {pairing.describe()} (e.g. image "
+                                  f"{stem(images[0])!r}, label {stem(label_files[0])!r})")
+        skipped = [f for f in images if f not in pairs]
+        if skipped:
+            log.warning("%d images without a label map skipped (e.g. %s)", len(skipped), skipped[0])
+    patients = _Patients(raw, data, images)
+    fill = bool(data.get("fill_outlines", False))
     units: dict[str, Unit] = {}
-    used: set[str] = set()
     for image in images:
-        rel = image.relative_to(base)
-        patient = safe_id(rel.parts[0]) if len(rel.parts) > 1 else safe_id(stem(image))
+        if labeled and image not in pairs:
+            continue
+        rel = image.relative_to(patients.base)
         key = safe_id("_".join([*rel.parts[:-1], stem(image)]))
         if key in units:
             raise InputError(image, f"sample id {key} appears twice (also {units[key].image})")
-        lab = labels.get(stem(image))
-        used.add(stem(image))
-        if labeled and lab is None:
-            log.warning("%s: no label map of the same stem; skipped", image)
-            continue
-        units[key] = Unit(key=key, patient_id=patient, image=image, labels=(lab,) if lab else ())
-    for key in sorted(set(labels) - used):
-        log.warning("%s: label map without an image; ignored", labels[key])
+        lab = pairs.get(image)
+        units[key] = Unit(key=key, patient_id=patients(image), image=image,
+                          labels=(lab,) if lab else (), fill_outlines=fill and lab is not None)
     return list(units.values())

@@ -76,7 +76,8 @@ class LabelSpec:
         return self.raw[self.names.index(name)]
 
     def check(self, label: np.ndarray, where: str | Path) -> np.ndarray:
-        """Return ``label`` as int64 after checking its values are integers of the configured set."""
+        """Return ``label`` as int64 after checking its values are integers of the configured set;
+        :class:`InputError` names ``where``, the values outside the set and every value found."""
         if np.issubdtype(label.dtype, np.floating):
             if not np.isfinite(label).all():
                 raise InputError(where, "label map contains NaN or infinite values")
@@ -86,7 +87,7 @@ class LabelSpec:
         bad = np.setdiff1d(values, self.allowed)
         if bad.size:
             raise InputError(where, f"label values {bad.tolist()} are not in the configured set "
-                                    f"{self.allowed.tolist()} ({self.where})")
+                                    f"{self.allowed.tolist()} (values found {values.tolist()}; {self.where})")
         return label.astype(np.int64)
 
     def remap(self, label: np.ndarray) -> np.ndarray:

@@ -4,18 +4,21 @@ Steps per 2D sample: intensities to uint8 (:func:`sonodiff.data.units.scale_to_u
 zero-padding to a square (centred), resize to ``img_size`` (image: Pillow bilinear, which
 low-pass filters when shrinking; labels: nearest), raw label values -> prepared ids
 (:class:`~sonodiff.data.labels.LabelSpec`), and the sector label K+1 where the thresholded image
-(:mod:`sonodiff.data.sector`) holds no structure. Splits are patient-level
-(:mod:`sonodiff.data.split`).
+(:mod:`sonodiff.data.sector`) holds no structure. Duplicate images across patients (exact and
+re-cropped copies, :mod:`sonodiff.data.duplicates`, on by default) link their patients into groups;
+splits are patient-level and keep each group whole (:mod:`sonodiff.data.split`), except where an
+official split says otherwise (kept, with a warning naming the files).
 
 Output (written into a temporary folder, then moved into place; ``manifest.csv`` and
 ``dataset.json`` last, so a reader never sees a manifest without its files)::
 
     manifest.csv   sample_id, patient_id, split, view, phase, slice_index, image, label,
-                   source_file (+ class for BUSI)
+                   source_file, duplicate_group (+ class for BUSI)
     images/<sample_id>.png   uint8, img_size x img_size
     labels/<sample_id>.png   uint8 prepared ids (labeled datasets only)
     sector.png     dataset sector (255 inside): majority vote over the training images
-    dataset.json   name, format, img_size, labels, structures, sector_id, probe, counts
+    dataset.json   name, format, img_size, labels, structures, sector_id, probe, counts,
+                   duplicates (settings, counts, groups with their pairs and conflicts)
 """
 
 from __future__ import annotations
@@ -36,9 +39,10 @@ from sonodiff.contracts import layout
 from sonodiff.contracts.dataset import (DATASET_COLUMNS, image_path, label_path, pixel_entries,
                                         remove_dataset_records, write_dataset, write_sector)
 from sonodiff.data import busi, camus, folder, segthy
+from sonodiff.data.duplicates import DuplicateFinder, DuplicateSettings, describe, group_patients
 from sonodiff.data.labels import LabelSpec
 from sonodiff.data.sector import add_sector_label, majority_mask, sector_mask
-from sonodiff.data.split import SPLITS, carve_validation, seeded_split
+from sonodiff.data.split import SPLITS, carve_validation, grouped_split
 from sonodiff.data.units import Unit, load_unit
 from sonodiff.errors import InputError
 from sonodiff.io import write_png
@@ -85,10 +89,14 @@ def list_dataset(raw: str | Path, data: Mapping, spec: LabelSpec) -> list[Unit]:
     return units
 
 
-def assign_splits(units: list[Unit], data: Mapping, split_cfg: Mapping) -> dict[str, str]:
+def assign_splits(units: list[Unit], data: Mapping, split_cfg: Mapping,
+                  groups: Mapping[str, list[str]] | None = None) -> dict[str, str]:
     """Patient -> split: the official split where there is one and ``official_split`` is on,
     training patients of a ``train+val`` official split carved with ``val / (train + val)``;
-    else the seeded split of ``split.fractions`` (stratified by ``class`` where units have one)."""
+    else the seeded split of ``split.fractions`` (stratified by ``class`` where units have one).
+
+    ``groups`` (duplicate groups, id -> patients) are kept whole in every seeded part; an official
+    split is authoritative and may split a group (:func:`sonodiff.data.duplicates.describe` warns)."""
     patients = sorted({u.patient_id for u in units})
     fractions, seed = split_cfg["fractions"], int(split_cfg["seed"])
     official = {u.patient_id: u.official_split for u in units}
@@ -100,10 +108,10 @@ def assign_splits(units: list[Unit], data: Mapping, split_cfg: Mapping) -> dict[
         pool = [p for p, s in official.items() if s == "train+val"]
         if pool:
             f_train, f_val = float(fractions["train"]), float(fractions["val"])
-            out.update(carve_validation(pool, f_val / (f_train + f_val) if f_train + f_val else 0.0, seed))
+            out.update(carve_validation(pool, f_val / (f_train + f_val) if f_train + f_val else 0.0, seed, groups))
         return out
     strata = {u.patient_id: u.extra["class"] for u in units if "class" in u.extra} or None
-    return seeded_split(patients, fractions, seed, strata)
+    return grouped_split(patients, fractions, seed, strata, groups)
 
 
 def pad_to_square(arr: np.ndarray) -> np.ndarray:
@@ -184,59 +192,80 @@ def prepare_dataset(raw: str | Path, manifest: str | Path, info: str | Path, sec
     spec = LabelSpec.from_config(data["labels"], data.get("sector_label", True),
                                  where=f"config key datasets.{name}.labels")
     units = list_dataset(raw, data, spec)
-    splits = assign_splits(units, data, cfg["split"])
-    size = int(data["img_size"])
+    assign_splits(units, data, cfg["split"])  # split errors before any pixel is read
+    settings = DuplicateSettings.from_config(data.get("duplicates"), f"config key datasets.{name}.duplicates")
+    finder = DuplicateFinder(settings)
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=out_dir))
     try:
-        rows, ids_seen = [], set()
-        votes = {"train": np.zeros((size, size), np.int64), "all": np.zeros((size, size), np.int64)}
-        counts = {"train": 0, "all": 0}
-        for unit in tqdm(units, desc=f"prepare {name}", unit="file", disable=not progress):
-            split = splits[unit.patient_id]
-            for sample in load_unit(unit, spec, data):
-                if sample.sample_id in ids_seen:
-                    raise InputError(unit.image, f"sample id {sample.sample_id} appears twice")
-                ids_seen.add(sample.sample_id)
-                image, ids, mask = convert_sample(sample.image, sample.label, spec, data)
-                write_png(image_path(tmp, sample.sample_id), image)
-                if ids is not None:
-                    write_png(label_path(tmp, sample.sample_id), ids)
-                for key in ("all", "train") if split == "train" else ("all",):
-                    votes[key] += mask
-                    counts[key] += 1
-                row = {
-                    "sample_id": sample.sample_id, "patient_id": unit.patient_id, "split": split,
-                    "view": unit.view, "phase": unit.phase, "slice_index": sample.slice_index,
-                    "image": image_path(out_dir, sample.sample_id),
-                    "label": label_path(out_dir, sample.sample_id) if ids is not None else "",
-                    "source_file": unit.image,
-                }
-                rows.append({**row, **unit.extra})
+        rows, masks = _convert_units(units, spec, data, tmp, out_dir, finder, f"prepare {name}", progress)
         if not rows:
             raise InputError(raw, "no 2D samples left after slicing")
-        key = "train" if counts["train"] else "all"
-        dataset_sector = majority_mask(votes[key], counts[key])
-        if not dataset_sector.any():
-            raise InputError(f"config key datasets.{name}.sector_threshold",
-                             "the dataset sector is empty; lower the threshold")
-        write_sector(tmp, dataset_sector)
+        pairs = finder.pairs()
+        groups = group_patients((finder.samples[p.a].patient_id, finder.samples[p.b].patient_id) for p in pairs)
+        splits = assign_splits(units, data, cfg["split"], groups)
+        group_of = {p: g for g, members in groups.items() for p in members}
+        for row in rows:
+            row["split"], row["duplicate_group"] = splits[row["patient_id"]], group_of.get(row["patient_id"], "")
+        write_sector(tmp, _dataset_sector(rows, masks, int(data["img_size"]), name))
         df = pd.DataFrame(rows)
         extra = [c for c in df.columns if c not in DATASET_COLUMNS]
         df = df[list(DATASET_COLUMNS) + extra]
         df["slice_index"] = df["slice_index"].astype("Int64")
-        description = dataset_info(name, data, spec, df)
+        description = dataset_info(name, data, spec, df, describe(finder, pairs, groups, splits))
         remove_dataset_records(out_dir, (manifest.name, info_path.name))
         _install(tmp, out_dir, pixel_entries(spec.labeled))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     write_dataset(manifest, info_path, df, description)
-    log.info("%s: %s", name, description["counts"])
+    log.info("%s: %s; duplicates %s", name, description["counts"], description["duplicates"]["counts"])
     return description
 
 
-def dataset_info(name: str, data: Mapping, spec: LabelSpec, df: pd.DataFrame) -> dict:
-    """The content of ``dataset.json``."""
+def _convert_units(units: list[Unit], spec: LabelSpec, data: Mapping, tmp: Path, out_dir: Path,
+                   finder: DuplicateFinder, desc: str, progress: bool) -> tuple[list[dict], list[np.ndarray]]:
+    """Load, convert and write every sample into ``tmp``; return the manifest rows (split still
+    unset) and each sample's packed sector mask. Every loaded sample goes to ``finder``."""
+    rows, masks, ids_seen = [], [], set()
+    for unit in tqdm(units, desc=desc, unit="file", disable=not progress):
+        for sample in load_unit(unit, spec, data):
+            if sample.sample_id in ids_seen:
+                raise InputError(unit.image, f"sample id {sample.sample_id} appears twice")
+            ids_seen.add(sample.sample_id)
+            finder.add(sample.sample_id, unit.patient_id, str(unit.image), sample.image, sample.label,
+                       unit.extra.get("class"))
+            image, ids, mask = convert_sample(sample.image, sample.label, spec, data)
+            write_png(image_path(tmp, sample.sample_id), image)
+            if ids is not None:
+                write_png(label_path(tmp, sample.sample_id), ids)
+            masks.append(np.packbits(mask))
+            row = {
+                "sample_id": sample.sample_id, "patient_id": unit.patient_id, "split": "",
+                "view": unit.view, "phase": unit.phase, "slice_index": sample.slice_index,
+                "image": image_path(out_dir, sample.sample_id),
+                "label": label_path(out_dir, sample.sample_id) if ids is not None else "",
+                "source_file": unit.image, "duplicate_group": "",
+            }
+            rows.append({**row, **unit.extra})
+    return rows, masks
+
+
+def _dataset_sector(rows: list[dict], masks: list[np.ndarray], size: int, name: str) -> np.ndarray:
+    """Majority vote of the training samples' sector masks (of all samples if none is training)."""
+    train = [m for row, m in zip(rows, masks) if row["split"] == "train"] or masks
+    votes = np.zeros(size * size, np.int64)
+    for packed in train:
+        votes += np.unpackbits(packed, count=size * size)
+    sector = majority_mask(votes.reshape(size, size), len(train))
+    if not sector.any():
+        raise InputError(f"config key datasets.{name}.sector_threshold",
+                         "the dataset sector is empty; lower the threshold")
+    return sector
+
+
+def dataset_info(name: str, data: Mapping, spec: LabelSpec, df: pd.DataFrame,
+                 duplicates: Mapping | None = None) -> dict:
+    """The content of ``dataset.json`` (``duplicates``: :func:`sonodiff.data.duplicates.describe`)."""
     counts: dict[str, int] = {}
     for split in SPLITS:
         part = df[df["split"] == split]
@@ -253,4 +282,5 @@ def dataset_info(name: str, data: Mapping, spec: LabelSpec, df: pd.DataFrame) ->
         "sector_id": spec.sector_id,
         "probe": {"type": data.get("probe", "convex")},
         "counts": counts,
+        **({"duplicates": dict(duplicates)} if duplicates is not None else {}),
     }

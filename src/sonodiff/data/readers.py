@@ -130,3 +130,14 @@ def safe_id(text: str) -> str:
     """A file-name-safe id: characters outside ``[A-Za-z0-9_.-]`` become ``_``."""
     out = re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
     return out or "sample"
+
+
+def patient_regex(text: str) -> re.Pattern:
+    """The compiled ``patient_pattern`` ``text``; it must hold a named group ``patient``."""
+    try:
+        pattern = re.compile(text)
+    except re.error as err:
+        raise InputError("config key patient_pattern", f"{text!r} is not a regular expression ({err})") from err
+    if "patient" not in pattern.groupindex:
+        raise InputError("config key patient_pattern", f"{text!r} has no named group (?P<patient>...)")
+    return pattern

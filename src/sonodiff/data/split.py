@@ -5,6 +5,10 @@ are permuted by ``numpy.random.default_rng(seed)``; the first ``n_test = round(f
 test, the next ``n_val = round(f_val n)`` to val, the rest to train. With three or more patients
 every split with a non-zero fraction gets at least one. Strata (e.g. BUSI classes) are split
 one by one, so each class keeps the fractions.
+
+Duplicate groups (:mod:`sonodiff.data.duplicates`): the patients of one group take one split. A
+group enters the seeded split as one patient, its smallest id (:func:`representatives`), with that
+patient's stratum; every member then takes its split. Without groups the split is unchanged.
 """
 
 from __future__ import annotations
@@ -47,6 +51,28 @@ def seeded_split(patients: Sequence[str], fractions: Mapping[str, float], seed: 
     return out
 
 
-def carve_validation(patients: Sequence[str], fraction: float, seed: int) -> dict[str, str]:
-    """Split official training patients into train and val (``fraction`` of them to val)."""
-    return seeded_split(patients, {"train": 1 - fraction, "val": fraction, "test": 0.0}, seed)
+def representatives(patients: Sequence[str], groups: Mapping[str, Sequence[str]] | None) -> dict[str, str]:
+    """Patient -> the patient that stands for its group among ``patients`` (smallest id), or itself."""
+    rep = {p: p for p in patients}
+    for members in (groups or {}).values():
+        present = sorted(set(members) & rep.keys())
+        for p in present:
+            rep[p] = present[0]
+    return rep
+
+
+def grouped_split(patients: Sequence[str], fractions: Mapping[str, float], seed: int,
+                  strata: Mapping[str, str] | None = None,
+                  groups: Mapping[str, Sequence[str]] | None = None) -> dict[str, str]:
+    """:func:`seeded_split` with each group of ``groups`` (id -> patients) in one split."""
+    rep = representatives(patients, groups)
+    heads = sorted(set(rep.values()))
+    split = seeded_split(heads, fractions, seed, {h: strata[h] for h in heads if h in strata} if strata else None)
+    return {p: split[rep[p]] for p in patients}
+
+
+def carve_validation(patients: Sequence[str], fraction: float, seed: int,
+                     groups: Mapping[str, Sequence[str]] | None = None) -> dict[str, str]:
+    """Split official training patients into train and val (``fraction`` of them to val), each
+    duplicate group whole."""
+    return grouped_split(patients, {"train": 1 - fraction, "val": fraction, "test": 0.0}, seed, groups=groups)

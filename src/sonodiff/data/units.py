@@ -15,6 +15,7 @@ from typing import Iterator, Mapping
 import numpy as np
 
 from sonodiff.data.labels import LabelSpec
+from sonodiff.data.outlines import fill_outlines
 from sonodiff.data.readers import read_array
 from sonodiff.data.slicing import slice_volume
 from sonodiff.errors import InputError
@@ -30,7 +31,8 @@ class Unit:
     """One raw image or volume and what the manifest says about it.
 
     ``labels`` holds one label map, or several binary masks that are merged by OR
-    (``merge_masks``, BUSI), or nothing (unlabeled).
+    (``merge_masks``, BUSI), or nothing (unlabeled). ``fill_outlines``: the label map holds
+    contours, filled into regions when read (:mod:`sonodiff.data.outlines`; folder format).
     """
 
     key: str
@@ -38,6 +40,7 @@ class Unit:
     image: Path
     labels: tuple[Path, ...] = ()
     merge_masks: bool = False
+    fill_outlines: bool = False
     view: str = ""
     phase: str = ""
     official_split: str | None = None
@@ -89,6 +92,8 @@ def _read_label(unit: Unit, spec: LabelSpec, shape: tuple[int, ...]) -> np.ndarr
                 merged |= mask > top / 2.0
         return spec.check(merged.astype(np.int64), unit.labels[0])
     path, lab = maps[0]
+    if unit.fill_outlines:
+        lab = fill_outlines(lab, path)
     return spec.check(lab, path)
 
 

@@ -119,6 +119,15 @@ def slice_positions(patient: NeckPatient, n: int) -> np.ndarray:
     return np.linspace(-patient.extent / 2, patient.extent / 2, n)
 
 
+def sweep_positions(patient: NeckPatient, n: int, sweep: int, sweeps: int) -> np.ndarray:
+    """Elevations (m) of the ``n`` slices of sweep ``sweep`` (0-based) of ``sweeps``: those of
+    :func:`slice_positions` shifted by ``sweep / sweeps`` of their spacing, so that the sweeps of
+    one volunteer image interleaved planes of the same neck."""
+    ys = slice_positions(patient, n)
+    step = float(ys[1] - ys[0]) if n > 1 else 0.0
+    return ys + step * sweep / sweeps
+
+
 def tissue_map(p: NeckPatient, y: float, x: np.ndarray, z: np.ndarray) -> np.ndarray:
     """Tissue-class index at points (x, z) of the slice at elevation y (later rules override)."""
     x, z = np.broadcast_arrays(np.asarray(x, float), np.asarray(z, float))

@@ -7,18 +7,21 @@ CAMUS (current NIfTI release)::
     database_nifti/patientXXXX/Info_{2CH,4CH}.cfg                       "key: value" lines
     database_split/subgroup_{training,validation,testing}.txt         one patientXXXX per line
 
-SegThy (volunteer dataset)::
+SegThy (the volunteer dataset of ``US_data.zip``; read by :mod:`sonodiff.data.segthy`)::
 
-    US_volunteer_dataset/data/<name>.nii.gz                image volume (uint8)
-    US_volunteer_dataset/ground_truth_data/<name>.nii.gz   label volume (uint8, values 0..5)
+    US_volunteer_dataset/ground_truth_data/US/<id>_US.nii               image volume (uint8)
+    US_volunteer_dataset/ground_truth_data/US_thyroid_label/<id>.nii    label volume (uint8, 0..5)
+
+with ``<id> = NNN_P<v>_<sweep>_<side>`` (scan number, volunteer, sweep, side; e.g. ``005_P1_1_left``),
+uncompressed ``.nii`` as in the real release. A volunteer has several sweeps (volumes).
 
 Folder (a user's own unlabelled images, the ``folder`` format; image_glob ``*/*.png``)::
 
     <patient>/frame<k>.png      uint8 grey image (H, W), the probe at row 0
 
 NIfTI files are written by SimpleITK from numpy arrays, so ``sitk.GetArrayFromImage`` returns the
-array as written (2-D: (H, W), the probe at row 0). SimpleITK's gzip stream has a zero timestamp,
-so the same arrays give byte-identical files.
+array as written (2-D: (H, W), the probe at row 0); ``.nii.gz`` is gzipped, ``.nii`` is not.
+SimpleITK's gzip stream has a zero timestamp, so the same arrays give byte-identical files.
 """
 
 from __future__ import annotations
@@ -32,13 +35,14 @@ CAMUS_SPLITS = {"train": "training", "val": "validation", "test": "testing"}
 
 
 def write_nifti(array: np.ndarray, path: Path, spacing_mm: Sequence[float]) -> None:
-    """Write ``array`` as a gzipped NIfTI; ``spacing_mm`` is per numpy axis (reversed for ITK)."""
+    """Write ``array`` as NIfTI (gzipped where ``path`` ends in ``.gz``); ``spacing_mm`` is per numpy
+    axis (reversed for ITK)."""
     import SimpleITK as sitk
 
     image = sitk.GetImageFromArray(np.ascontiguousarray(array))
     image.SetSpacing([float(s) for s in reversed(list(spacing_mm))])
     path.parent.mkdir(parents=True, exist_ok=True)
-    sitk.WriteImage(image, str(path), True)
+    sitk.WriteImage(image, str(path), path.name.endswith(".gz"))
 
 
 def camus_patient_id(index: int) -> str:
@@ -66,9 +70,24 @@ def write_camus_split(root: Path, split: dict[str, list[str]]) -> None:
         (folder / f"subgroup_{name}.txt").write_text("".join(f"{p}\n" for p in ids))
 
 
-def segthy_paths(root: Path, name: str) -> tuple[Path, Path]:
-    base = root / "US_volunteer_dataset"
-    return base / "data" / f"{name}.nii.gz", base / "ground_truth_data" / f"{name}.nii.gz"
+#: Sides of the SegThy sweeps, in the order the phantom's sweeps take them.
+SEGTHY_SIDES = ("left", "right")
+
+
+def segthy_volume_id(volunteer: int, sweep: int, sweeps: int) -> str:
+    """Id ``NNN_P<v>_<n>_<side>`` of sweep ``sweep`` (0-based) of volunteer ``volunteer`` (0-based)
+    when every volunteer has ``sweeps``: scan ``NNN = volunteer * sweeps + sweep + 1``,
+    ``v = volunteer + 1``, sweep number ``n = sweep // 2 + 1`` on the sides of :data:`SEGTHY_SIDES`
+    by turns. ``(0, 0, 2) -> 001_P1_1_left``, ``(0, 1, 2) -> 002_P1_1_right``."""
+    scan = volunteer * sweeps + sweep + 1
+    side = SEGTHY_SIDES[sweep % len(SEGTHY_SIDES)]
+    return f"{scan:03d}_P{volunteer + 1}_{sweep // len(SEGTHY_SIDES) + 1}_{side}"
+
+
+def segthy_paths(root: Path, volume_id: str) -> tuple[Path, Path]:
+    """Image and label volume of ``volume_id``: ``.../US/<id>_US.nii``, ``.../US_thyroid_label/<id>.nii``."""
+    base = root / "US_volunteer_dataset" / "ground_truth_data"
+    return base / "US" / f"{volume_id}_US.nii", base / "US_thyroid_label" / f"{volume_id}.nii"
 
 
 def folder_image_path(root: Path, patient: str, frame: int, frames: int) -> Path:

@@ -1,9 +1,9 @@
 """Simulate whole phantom datasets and write them in the real datasets' layouts.
 
 Every random draw comes from ``numpy.random.default_rng([seed, stream, ...])`` keyed by what it is
-for (anatomy of patient p, speckle of image (p, view, phase) or slice (p, k), the split), so the
-same seed gives the same files whatever the mode, size or order of simulation, and one patient's
-anatomy does not change when more patients are asked for.
+for (anatomy of patient p, speckle of image (p, view, phase) or of slice k of sweep s (p, s, k),
+the split), so the same seed gives the same files whatever the mode, size or order of simulation,
+and one patient's anatomy does not change when more patients are asked for.
 """
 
 from __future__ import annotations
@@ -74,43 +74,52 @@ def simulate_camus(root: str | Path, patients: int, mode: str = "fast", size: in
 
 
 def simulate_segthy(root: str | Path, patients: int, mode: str = "fast", size: int = 64, slices: int = 8,
-                    seed: int = 0, slice_axis: int = 2, transducer: Transducer = NECK,
+                    seed: int = 0, slice_axis: int = 2, sweeps: int = 2, transducer: Transducer = NECK,
                     physics: Physics = neck.PHYSICS, progress: bool = True) -> list[str]:
-    """Write a SegThy-layout phantom (one image and one label volume per volunteer) into ``root``.
+    """Write a SegThy-layout phantom into ``root``: ``patients`` volunteers with ``sweeps`` image and
+    label volumes each; return the volume ids (``001_P1_1_left`` ...).
 
+    Volume ``(p, s)`` is named by :func:`raw_layout.segthy_volume_id` (the side is a name only). The
+    sweeps of one volunteer image the same neck (one anatomy draw) in interleaved planes
+    (:func:`sonodiff.phantom.neck.sweep_positions`), each with its own speckle.
     Each volume stacks ``slices`` 2-D B-mode images (size x size, probe at row 0) along
     ``slice_axis``: slicing the array returned by ``sitk.GetArrayFromImage`` along that axis gives
     the 2-D images back, with the probe at row 0.
     """
     if slice_axis not in (0, 1, 2):
         raise InputError("config key slice_axis", f"must be 0, 1 or 2, not {slice_axis}")
+    if sweeps < 1:
+        raise InputError("config key source.simulate.sweeps", f"must be at least 1, not {sweeps}")
     root = Path(root)
     sim = Simulator(transducer, mode, size, physics)
     x, z = transducer.image_points(size)
     col_mm, row_mm = transducer.image_spacing(size)
-    width = max(2, len(str(patients)))
-    names = [f"volunteer{i + 1:0{width}d}" for i in range(patients)]
-    bar = tqdm(total=patients * slices, desc="phantom_segthy", unit="img", disable=not progress)
-    for p, name in enumerate(names):
+    ids = []
+    bar = tqdm(total=patients * sweeps * slices, desc="phantom_segthy", unit="img", disable=not progress)
+    for p in range(patients):
         patient = neck.draw_patient(np.random.default_rng([seed, ANATOMY, p]))
-        ys = neck.slice_positions(patient, slices)
-        images, labels = [], []
-        for k, y in enumerate(ys):
-            scene = neck.scene(patient, float(y))
-            rng = np.random.default_rng([seed, SPECKLE, p, k])
-            images.append(sim.image(scene, rng))
-            labels.append(scene.labels(x, z).astype(np.uint8))
-            bar.update()
-        step_mm = float(ys[1] - ys[0]) * 1e3 if slices > 1 else 1.0
-        spacing = [row_mm, col_mm]
-        spacing.insert(slice_axis, step_mm)
-        image_path, label_path = raw_layout.segthy_paths(root, name)
-        raw_layout.write_nifti(np.moveaxis(np.stack(images), 0, slice_axis), image_path, spacing)
-        raw_layout.write_nifti(np.moveaxis(np.stack(labels), 0, slice_axis), label_path, spacing)
+        for s in range(sweeps):
+            ys = neck.sweep_positions(patient, slices, s, sweeps)
+            images, labels = [], []
+            for k, y in enumerate(ys):
+                scene = neck.scene(patient, float(y))
+                rng = np.random.default_rng([seed, SPECKLE, p, s, k])
+                images.append(sim.image(scene, rng))
+                labels.append(scene.labels(x, z).astype(np.uint8))
+                bar.update()
+            step_mm = float(ys[1] - ys[0]) * 1e3 if slices > 1 else 1.0
+            spacing = [row_mm, col_mm]
+            spacing.insert(slice_axis, step_mm)
+            volume_id = raw_layout.segthy_volume_id(p, s, sweeps)
+            image_path, label_path = raw_layout.segthy_paths(root, volume_id)
+            raw_layout.write_nifti(np.moveaxis(np.stack(images), 0, slice_axis), image_path, spacing)
+            raw_layout.write_nifti(np.moveaxis(np.stack(labels), 0, slice_axis), label_path, spacing)
+            ids.append(volume_id)
     bar.close()
-    _provenance(root, "segthy", transducer, physics, {"patients": patients, "mode": mode, "size": size,
-                                                      "slices": slices, "seed": seed, "slice_axis": slice_axis})
-    return names
+    _provenance(root, "segthy", transducer, physics, {"patients": patients, "sweeps": sweeps, "mode": mode,
+                                                      "size": size, "slices": slices, "seed": seed,
+                                                      "slice_axis": slice_axis})
+    return ids
 
 
 def simulate_liver(root: str | Path, patients: int, mode: str = "fast", size: int = 64, frames: int = 4,
@@ -150,7 +159,7 @@ FORMATS = {"camus": "camus", "segthy": "segthy", "liver": "folder"}
 def simulate_phantom(cfg: Mapping, out_dir: str | Path, progress: bool = True) -> Path:
     """Simulate the phantom dataset of a resolved job config into ``out_dir`` (atomically).
 
-    Reads ``cfg["data"]["source"]["simulate"]`` (phantom, patients, mode, size, slices, seed), the
+    Reads ``cfg["data"]["source"]["simulate"]`` (phantom, patients, mode, size, slices, sweeps, seed), the
     dataset's ``format`` and ``slice_axis``, and ``cfg["split"]["fractions"]`` for the CAMUS
     phantom's official split. ``slices`` is the SegThy phantom's slices per volume and the liver
     phantom's images per patient. The liver phantom checks that the dataset's ``image_glob``
@@ -176,7 +185,7 @@ def simulate_phantom(cfg: Mapping, out_dir: str | Path, progress: bool = True) -
                            progress=progress)
         elif phantom == "segthy":
             simulate_segthy(tmp, sim["patients"], sim["mode"], sim["size"], sim.get("slices", 8), sim["seed"],
-                            data.get("slice_axis", 2), progress=progress)
+                            data.get("slice_axis", 2), sim.get("sweeps", 2), progress=progress)
         else:
             simulate_liver(tmp, sim["patients"], sim["mode"], sim["size"], sim.get("slices", 8), sim["seed"],
                            progress=progress)
