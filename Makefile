@@ -6,9 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= all
+TEST_WORKERS ?= auto
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test venv lint bench clean
+.PHONY: run test test-demo venv lint bench clean
 
 venv: $(STAMP)
 
@@ -23,8 +24,14 @@ run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
 	$(BIN)/snakemake --cores $(CORES) --report results/report.html
 
+# Unit tests, the tiny test-config DAG and the SLURM tests, on one pytest worker per core.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not demo"
+
+# The user's demo (the default config's whole DAG) run once and its outputs checked: what
+# `make run` does, in a scratch folder. CI runs it after `make test`.
+test-demo: $(STAMP)
+	$(BIN)/python -m pytest -m demo
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint

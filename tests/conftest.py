@@ -38,6 +38,17 @@ def run_snakemake(workdir: Path, *args: str, configfile: Path | None = None, tim
 
 
 TEST_CONFIG = ROOT / "config" / "test.yaml"
+#: The pytest-xdist group of the tests that share the session's tiny DAG run (``dag_run``) and the
+#: one SLURM cluster: one worker runs them all, so the DAG runs once and one cluster is up at a time.
+DAG_GROUP = "dag"
+
+
+def pytest_collection_modifyitems(config, items):
+    """The longest chain first: the ``DAG_GROUP`` tests go to a worker before the unit tests."""
+    def in_dag_group(item) -> bool:
+        return any(m.args[:1] == (DAG_GROUP,) for m in item.iter_markers("xdist_group"))
+
+    items.sort(key=lambda item: not in_dag_group(item))
 DEMO_CONFIG = ROOT / "config" / "config.yaml"
 
 

@@ -74,7 +74,7 @@ def test_sampler_and_steps_keys(default_config):
     from sonodiff.diffusion.sampling import SAMPLERS
 
     assert load_schema()["$defs"]["sample"]["properties"]["sampler"]["enum"] == sorted(SAMPLERS)
-    assert default_config["sample"]["sampler"] == "ddim" and default_config["sample"]["steps"] == 10
+    assert default_config["sample"]["sampler"] == "ancestral" and default_config["sample"]["steps"] == 25
     for steps in (1, 250, "full"):
         cfg = copy.deepcopy(default_config)
         cfg["sample"].update(sampler="ancestral", steps=steps)

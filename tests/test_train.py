@@ -83,10 +83,14 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_weights(tmp_path, data, caplo
     assert log["step"].tolist() == list(range(2, 41, 2))  # every log_every steps, none twice
 
 
+#: A learning rate that does not depend on train.steps, so that a shorter run's checkpoints resume.
+CONSTANT = {"lr_schedule": "constant", "warmup_steps": 0}
+
+
 def test_truncated_checkpoint_is_skipped_for_the_previous_one(tmp_path, data, caplog):
-    cfg = tiny_config()
+    cfg = tiny_config(train=CONSTANT)
     run(cfg, data, tmp_path / "full")
-    short = tiny_config(train={"steps": 8})
+    short = tiny_config(train={**CONSTANT, "steps": 8})
     run(short, data, tmp_path / "run")
     ckpts = dict(list_checkpoints(tmp_path / "run" / "checkpoints"))
     assert sorted(ckpts) == [4, 8]
@@ -96,7 +100,9 @@ def test_truncated_checkpoint_is_skipped_for_the_previous_one(tmp_path, data, ca
         path, state = latest_valid(tmp_path / "run" / "checkpoints")
     assert path == ckpts[4] and state["step"] == 4
     assert "skipping checkpoint" in caplog.text and "step_00000008.pt" in caplog.text
-    run(cfg, data, tmp_path / "run")  # resumes from step 4, runs to 12
+    with caplog.at_level(logging.INFO):
+        run(cfg, data, tmp_path / "run")  # resumes from step 4, runs to 12
+    assert "step_00000004.pt (step 4 of 12)" in caplog.text
     assert_same_weights(weights(tmp_path / "run" / "model.pt"), weights(tmp_path / "full" / "model.pt"))
 
 
@@ -261,7 +267,8 @@ def test_resume_with_the_schedule_on_gives_the_uninterrupted_weights(tmp_path, d
 
 def test_a_cosine_run_does_not_resume_a_run_of_other_length(tmp_path, data):
     """With the cosine decay lr(s) depends on train.steps, so train.steps joins the resume check."""
-    assert trajectory_config(tiny_config(train={"steps": 4})) == trajectory_config(tiny_config(train={"steps": 8}))
+    assert trajectory_config(tiny_config(train={**CONSTANT, "steps": 4})) == \
+        trajectory_config(tiny_config(train={**CONSTANT, "steps": 8}))
     assert trajectory_config(tiny_config(train={**SCHEDULED, "steps": 4})) != \
         trajectory_config(tiny_config(train={**SCHEDULED, "steps": 8}))
     run(tiny_config(train={**SCHEDULED, "steps": 4}), data, tmp_path)

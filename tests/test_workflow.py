@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import ROOT, run_snakemake
+from conftest import DAG_GROUP, ROOT, run_snakemake
 
 
 def test_lint_is_clean(tmp_path):
@@ -73,6 +73,7 @@ def check_results(results, config_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group(DAG_GROUP)
 @pytest.mark.timeout(1800)  # when the SLURM tests skip, the tiny DAG fixture runs inside this test
 def test_tiny_dag_runs_every_rule_both_model_kinds_and_every_table(dag_run):
     config, labelled = check_results(dag_run / "results", ROOT / "config" / "test.yaml")
@@ -83,6 +84,7 @@ def test_tiny_dag_runs_every_rule_both_model_kinds_and_every_table(dag_run):
 
 
 @pytest.mark.slow
+@pytest.mark.demo
 @pytest.mark.timeout(2700)  # the fixture's whole demo DAG runs inside this test's time
 def test_whole_dag_on_default_config(demo_run):
     """The user's demo (`make run`): its outputs, not its timing (benchmarks/bench_demo.py times it)."""

@@ -8,8 +8,8 @@
 # must query job states with squeue (`slurm-status-command: squeue`).
 #
 # The node is "localhost" with this machine's CPUs (nproc) and a bit less memory than is
-# available, plus one fake GPU (Gres=gpu:1 backed by /dev/null) so that rules asking for a
-# GPU are scheduled. The whole thing takes a few seconds.
+# available, plus one fake GPU per CPU (Gres=gpu:<nproc>, empty files) so that rules asking
+# for a GPU are scheduled, as many at once as a local run on these cores would run. The whole thing takes a few seconds.
 #
 # Usage:  tests/cluster/start_slurm.sh [STATE_DIR]     (default: /tmp/sonodiff-slurm)
 #         tests/cluster/stop_slurm.sh  [STATE_DIR]
@@ -136,14 +136,17 @@ ReturnToService=2
 KillWait=5
 InactiveLimit=0
 GresTypes=gpu
-NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$REAL_MB Gres=gpu:1 State=UNKNOWN
+NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$REAL_MB Gres=gpu:$CPUS State=UNKNOWN
 PartitionName=$PARTITION Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 EOF
 
+# Fake GPUs, one per CPU, each an empty file: jobs asking for --gpus=1 are scheduled; nothing
+# real is behind them (slurmd counts the files; without cgroups nothing opens them).
+mkdir -p "$STATE_DIR/fake_gpus"
+GPU_FILES=$(for i in $(seq 0 $((CPUS - 1))); do : > "$STATE_DIR/fake_gpus/gpu$i"; printf '%s,' "$STATE_DIR/fake_gpus/gpu$i"; done)
 cat > "$CONF_DIR/gres.conf" <<EOF
 $MARK
-# A fake GPU: jobs asking for --gpus=1 are scheduled; nothing real is behind it.
-NodeName=$NODE Name=gpu File=/dev/null
+NodeName=$NODE Name=gpu File=${GPU_FILES%,}
 EOF
 
 # ---------------------------------------------------------------- daemons
@@ -164,4 +167,4 @@ if [ "$state" != idle ]; then
     tail -n 20 "$STATE_DIR/log/slurmctld.log" "$STATE_DIR/log/slurmd.log" >&2 || true
     die "node $NODE is not idle after 60 s (state '$state')"
 fi
-echo "SLURM up: node $NODE ($CPUS CPUs, ${REAL_MB} MB, gpu:1), partition $PARTITION, state in $STATE_DIR" >&2
+echo "SLURM up: node $NODE ($CPUS CPUs, ${REAL_MB} MB, gpu:$CPUS), partition $PARTITION, state in $STATE_DIR" >&2

@@ -6,8 +6,8 @@ from the initial noise x_T ~ N(0, I) of ``Generator().manual_seed(seed)`` (the c
 with step noise from ``seed + 1``, conditioned on the label map of the first validation row (by
 ``sample_id``) of the prepared dataset. With K respaced steps it keeps x_t every
 ``max(1, (K - 1) div (n - 2))`` steps (and at the first step), then ``n - 1`` of those evenly
-spread, and the final x_0: n frames, each the channel mean, in [-1, 1] (before clipping to
-uint8). With the model's ``sample.mask_sector`` the final x_0 is black (-1) outside the
+spread, and the final x_0: n frames (K + 1 when K < n - 1), each the channel mean, in [-1, 1]
+(before clipping to uint8). With the model's ``sample.mask_sector`` the final x_0 is black (-1) outside the
 dataset's sector mask, as the sample sets are; the x_t frames are the chain's states, unmasked.
 The file is :func:`sonodiff.contracts.samples.write_snapshots` (``FINAL_STEP`` marks x_0).
 """
