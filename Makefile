@@ -26,7 +26,7 @@ run: $(STAMP)
 
 # Unit tests, the tiny test-config DAG and the SLURM tests, on one pytest worker per core.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not demo"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not demo"
 
 # The user's demo (the default config's whole DAG) run once and its outputs checked: what
 # `make run` does, in a scratch folder. CI runs it after `make test`.

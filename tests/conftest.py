@@ -38,17 +38,23 @@ def run_snakemake(workdir: Path, *args: str, configfile: Path | None = None, tim
 
 
 TEST_CONFIG = ROOT / "config" / "test.yaml"
-#: The pytest-xdist group of the tests that share the session's tiny DAG run (``dag_run``) and the
-#: one SLURM cluster: one worker runs them all, so the DAG runs once and one cluster is up at a time.
-DAG_GROUP = "dag"
+#: The tests that share the session's tiny DAG run (``dag_run``) and the one SLURM cluster
+#: (node-id prefixes): under pytest-xdist one worker runs them all, first (:func:`pytest_xdist_make_scheduler`).
+DAG_TESTS = ("tests/test_slurm.py::", "tests/test_workflow.py::test_tiny_dag_runs")
 
 
-def pytest_collection_modifyitems(config, items):
-    """The longest chain first: the ``DAG_GROUP`` tests go to a worker before the unit tests."""
-    def in_dag_group(item) -> bool:
-        return any(m.args[:1] == (DAG_GROUP,) for m in item.iter_markers("xdist_group"))
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist's scheduling for ``make test -n N``: the :data:`DAG_TESTS` are one work unit
+    (the DAG runs once, one cluster is up at a time), sent out first since it is the longest
+    chain; every other test is its own unit. (xdist 3.8's ``--dist loadgroup`` marks groups by
+    renaming node ids, which pytest 9 no longer lets it do.)"""
+    from xdist.scheduler import LoadScopeScheduling
 
-    items.sort(key=lambda item: not in_dag_group(item))
+    class DagTestsFirst(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "dag" if nodeid.startswith(DAG_TESTS) else nodeid
+
+    return DagTestsFirst(config, log)
 DEMO_CONFIG = ROOT / "config" / "config.yaml"
 
 

@@ -41,7 +41,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import DAG_GROUP, ROOT
+from conftest import ROOT
 
 CLUSTER = ROOT / "tests" / "cluster"
 VENV_BIN = Path(sys.executable).parent
@@ -228,7 +228,6 @@ def test_slurm_profile_requests_gpus_and_groups_small_rules(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group(DAG_GROUP)
 @pytest.mark.timeout(3 * DAG_TIMEOUT)
 def test_slurm_run_gives_the_local_outputs(cluster_run, dag_run, record_property):
     workdir, cluster_seconds = cluster_run()
@@ -258,7 +257,6 @@ def test_slurm_run_gives_the_local_outputs(cluster_run, dag_run, record_property
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group(DAG_GROUP)
 @pytest.mark.timeout(1800)
 def test_cancelled_training_resumes_from_its_checkpoint(slurm_cluster, tmp_path):
     dataset, variant, steps = "tiny_camus", "bmaps", 300

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import DAG_GROUP, ROOT, run_snakemake
+from conftest import ROOT, run_snakemake
 
 
 def test_lint_is_clean(tmp_path):
@@ -73,7 +73,6 @@ def check_results(results, config_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group(DAG_GROUP)
 @pytest.mark.timeout(1800)  # when the SLURM tests skip, the tiny DAG fixture runs inside this test
 def test_tiny_dag_runs_every_rule_both_model_kinds_and_every_table(dag_run):
     config, labelled = check_results(dag_run / "results", ROOT / "config" / "test.yaml")
