@@ -8,6 +8,7 @@ import sys
 import pandas as pd
 import pytest
 
+from conftest import ROOT
 from sonodiff.cli import main
 from tiny_data import make_augmented, make_dataset, tiny_config
 
@@ -64,3 +65,22 @@ def test_old_sampler_string_is_one_line_naming_the_new_keys(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and err[-1] == ("error: config key sample.steps: 'ddim10' is the old form; "
                                      "set sample.sampler: ddim and sample.steps: 10")
+
+
+def test_version_is_the_package_version_everywhere(capsys):
+    """`sonodiff --version`, the installed metadata, pyproject.toml and CITATION.cff agree."""
+    import importlib.metadata
+    import tomllib
+
+    import yaml
+
+    from sonodiff import __version__
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"sonodiff {__version__}"
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert project["version"] == importlib.metadata.version("sonodiff") == citation["version"] == __version__
+    assert project["license"] == citation["license"] == "MIT" and "MIT License" in (ROOT / "LICENSE").read_text()
