@@ -45,7 +45,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Iterable, Mapping
 
 import numpy as np
@@ -58,7 +58,6 @@ log = logging.getLogger(__name__)
 BASE, SIDE = 64, 32
 #: Fractions cut from each side in the crop-window search.
 CROP_STEPS = (0.0, 0.025, 0.05)
-DEFAULTS = {"detect": True, "near_threshold": 0.90, "max_per_patient": 16}
 _BLOCK = 16  # samples whose 81 variants are compared at once
 
 
@@ -73,8 +72,9 @@ class DuplicateSettings:
 
     @classmethod
     def from_config(cls, entry: Mapping | None, where: str) -> "DuplicateSettings":
-        entry = {**DEFAULTS, **(entry or {})}
-        unknown = sorted(set(entry) - set(DEFAULTS))
+        defaults = {f.name: f.default for f in fields(cls)}
+        entry = {**defaults, **(entry or {})}
+        unknown = sorted(set(entry) - set(defaults))
         if unknown:
             raise InputError(f"{where}.{unknown[0]}", "unknown key")
         t = entry["near_threshold"]
@@ -263,9 +263,11 @@ def _conflicts(x: SampleInfo, y: SampleInfo, kind: str) -> list[str]:
     out = []
     if x.cls is not None and y.cls is not None and x.cls != y.cls:
         out.append(f"classes differ: {x.sample_id} {x.cls}, {y.sample_id} {y.cls}")
-    if kind == "exact" and x.label_key is not None and y.label_key is not None and x.label_key != y.label_key:
+    if x.label_key is None or y.label_key is None:
+        return out
+    if kind == "exact" and x.label_key != y.label_key:
         out.append(f"label maps differ: {x.sample_id}, {y.sample_id}")
-    elif kind == "near" and x.label_key is not None and y.label_key is not None and x.structures != y.structures:
+    elif kind == "near" and x.structures != y.structures:
         out.append(f"structures differ: {x.sample_id} {list(x.structures)}, {y.sample_id} {list(y.structures)}")
     return out
 
@@ -294,8 +296,8 @@ def describe(finder: DuplicateFinder, pairs: list[Pair], groups: Mapping[str, li
                        "pairs": [{"a": info[p.a].sample_id, "b": info[p.b].sample_id, "kind": p.kind,
                                   "similarity": p.similarity} for p in mine]})
     images = {i for p in pairs for i in (p.a, p.b)}
-    exactpixel_keys = {finder.pixel_keys[i] for p in pairs if p.kind == "exact" for i in (p.a,)}
-    images |= {i for i, k in enumerate(finder.pixel_keys) if k is not None and k in exactpixel_keys}
+    exact_keys = {finder.pixel_keys[i] for p in pairs if p.kind == "exact" for i in (p.a,)}
+    images |= {i for i, k in enumerate(finder.pixel_keys) if k is not None and k in exact_keys}
     return {
         "settings": {"detect": s.detect, "near_threshold": s.near_threshold, "max_per_patient": s.max_per_patient},
         "counts": {"groups": len(groups), "patients": len(group_of), "images": len(images),
