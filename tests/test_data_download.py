@@ -58,14 +58,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         cut = srv.cuts.pop(0) if srv.cuts else None
+        # Recorded before writing: the client may finish reading (and the test look) before this
+        # thread runs again.
         if cut is not None:  # promise the whole body, send part of it, drop the connection
+            srv.served.append(cut)
             self.wfile.write(body[:cut])
             self.wfile.flush()
             self.close_connection = True
-            srv.served.append(cut)
             return
-        self.wfile.write(body)
         srv.served.append(len(body))
+        self.wfile.write(body)
 
 
 @pytest.fixture
