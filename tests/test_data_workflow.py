@@ -45,7 +45,9 @@ def test_download_prepare_augment_rules(server, tmp_path):  # noqa: F811
     manifest = pd.read_csv(work / "results" / "data" / "camus_dl" / "manifest.csv", dtype=str)
     assert len(manifest) == 24 and (manifest.groupby("patient_id")["split"].nunique() == 1).all()
     augmented = pd.read_csv(work / "results" / "augment" / "camus_dl" / "manifest.csv", dtype=str)
-    assert len(augmented) == 2 * 20 and "test" not in set(augmented.split)
+    undeformed = (augmented.sample_id == augmented.source_sample_id).sum()   # the val maps, for pairing
+    assert undeformed == (manifest.split == "val").sum() > 0
+    assert len(augmented) == 2 * 20 + undeformed and "test" not in set(augmented.split)
     assert (work / "results" / "raw" / "camus_dl" / "CAMUS_public" / "database_split").is_dir()
 
     # A wrong checksum: the rule fails with the one-line reason and leaves no raw folder.

@@ -235,6 +235,27 @@ def test_vlb_term_freezes_the_mean():
     assert torch.allclose(losses["loss"], want)
 
 
+def test_vlb_conventions_differ_by_exactly_the_number_of_steps(default_config):
+    """On one fixed batch, "sum" weights L_t by w T and "per_step" by w: loss - mse differs by T;
+    the key reaches the process through from_config and is stored in its config."""
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.rand(3, 1, H, W, generator=gen, dtype=torch.float64) * 2 - 1   # float64: loss - mse is exact
+    t, noise = torch.tensor([0, 40, 99]), torch.randn(3, 1, H, W, generator=gen, dtype=torch.float64)
+    out = torch.randn(3, 2, H, W, generator=gen, dtype=torch.float64)
+    section = {**default_config["diffusion"], "num_steps": 100, "b_min": 0.9, "vlb_weight": 0.01}
+    losses = {}
+    for convention in ("sum", "per_step"):
+        diff = BMapDiffusion.from_config({**section, "vlb_convention": convention}, _depth())
+        assert diff.config["vlb_convention"] == convention and diff.vlb_convention.value == convention
+        losses[convention] = diff.training_losses(lambda x, tt: out, x0, t, noise)
+    a, b = losses["sum"], losses["per_step"]
+    assert torch.equal(a["mse"], b["mse"]) and torch.equal(a["vb"], b["vb"]) and (a["vb"] > 0).all()
+    torch.testing.assert_close(b["loss"], b["mse"] + 0.01 * b["vb"], rtol=1e-12, atol=0)
+    torch.testing.assert_close(a["loss"] - a["mse"], 100 * (b["loss"] - b["mse"]), rtol=1e-9, atol=0)
+    respaced = BMapDiffusion.from_config({**section, "vlb_convention": "per_step"}, _depth()).respace(10)
+    assert respaced.config["vlb_convention"] == "per_step" and respaced.vlb_factor == 0.01
+
+
 def test_model_is_fed_original_timesteps():
     seen = []
 
@@ -291,7 +312,7 @@ def test_wrong_image_size_is_refused():
     "kwargs, key",
     [({"b_min": 0.0}, "b_min"), ({"b_min": 1.5}, "b_min"), ({"alpha_schedule": "nope"}, "alpha_schedule"),
      ({"bmap_schedule": "nope"}, "bmap_schedule"), ({"num_steps": 1}, "num_steps"),
-     ({"fixed_variance": "medium"}, "fixed_variance"), ({"depth": torch.full((4, 4), 2.0)}, "depth"),
+     ({"fixed_variance": "medium"}, "fixed_variance"), ({"vlb_convention": "mean"}, "vlb_convention"), ({"depth": torch.full((4, 4), 2.0)}, "depth"),
      ({"depth": torch.zeros(2, 3, 3)}, "depth")],
 )
 def test_bad_config_is_refused(kwargs, key):

@@ -3,6 +3,8 @@ seeds, gather's checks, the sector mask, reverse-process snapshots."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +12,7 @@ import torch
 from PIL import Image
 
 from sonodiff.contracts.manifest import read_manifest
-from sonodiff.contracts.model_file import load_model
+from sonodiff.contracts.model_file import load_model, read_model_file, write_model_file
 from sonodiff.contracts.samples import FINAL_STEP, PLAN_COLUMNS, read_plan, read_snapshots
 from sonodiff.diffusion.guidance import classifier_free
 from sonodiff.diffusion.sampling import sample_loop
@@ -101,6 +103,36 @@ def test_guidance_scale_zero_is_the_conditional_model_alone(trained):
     assert torch.equal(got, want)
     guided = generate(loaded, labels, list(batch["seed"]), tiny_config(sample={"guidance_scale": 3.0}))
     assert not torch.equal(got, guided)
+
+
+def test_sdm_scale_s_is_w_plus_one(trained):
+    """SDM's s = w + 1 (guidance_scale_sdm) samples the very images of Ho & Salimans' w, and the
+    guided prediction is SDM's eps_u + s (eps_c - eps_u)."""
+    model, labels, _ = trained
+    loaded = load_model(model)
+    batch = sampling_jobs(tiny_config(), labels).iloc[:3]
+    maps, seeds = read_label_maps(list(batch["label"]), loaded), list(batch["seed"])
+    w = generate(loaded, maps, seeds, tiny_config(sample={"guidance_scale": 2.0}))
+    s = generate(loaded, maps, seeds, tiny_config(sample={"guidance_scale_sdm": 3.0}))
+    assert torch.equal(w, s) and not torch.equal(w, generate(loaded, maps, seeds, tiny_config()))
+    eps_c, eps_u = torch.randn(2, 2, 2, 4, 4, generator=torch.Generator().manual_seed(0))  # (B, 2C, H, W) each
+    sdm = eps_u[:, :1] + 3.0 * (eps_c[:, :1] - eps_u[:, :1])
+    torch.testing.assert_close(classifier_free(eps_c, eps_u, 2.0)[:, :1], sdm, rtol=1e-6, atol=1e-6)
+
+
+def test_old_model_file_loads_with_the_summed_vlb(tmp_path, trained):
+    """A model.pt from before diffusion.vlb_convention keeps its meaning (sum); a new one its own key."""
+    model, _, _ = trained
+    payload = read_model_file(model)
+    assert payload["config"]["diffusion"]["vlb_convention"] == "sum"
+    for stored, want in ((None, "sum"), ("per_step", "per_step")):
+        config = copy.deepcopy(payload["config"])
+        config["diffusion"].pop("vlb_convention")
+        if stored is not None:
+            config["diffusion"]["vlb_convention"] = stored
+        path = write_model_file(tmp_path / f"{want}.pt", payload["state_dict"], payload["spec"], config,
+                                payload["step"], payload["depth"])
+        assert load_model(path).diffusion.config["vlb_convention"] == want
 
 
 def test_guided_prediction_is_cfg_of_conditional_and_null(trained):

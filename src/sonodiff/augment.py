@@ -1,8 +1,8 @@
 """Label-map augmentation for inference (Stojanovski et al. 2023, "Echo from noise", section 2.2).
 
-Each label map of the ``augment.splits`` splits (never test) gets ``augment.copies`` random
-deformations, a random affine followed by an elastic deformation, both with nearest-neighbour
-interpolation so that values stay label ids:
+Each label map of the ``augment.splits`` splits (never test; ``augment`` may be set per dataset,
+``datasets.<d>.augment``) gets ``augment.copies`` random deformations, a random affine followed
+by an elastic deformation, both with nearest-neighbour interpolation so that values stay label ids:
 
 1. affine (torchvision ``RandomAffine`` semantics): angle ``~ U(-rotation_deg, rotation_deg)``;
    shift ``t_x ~ U(-a W, a W)``, ``t_y ~ U(-b H, b H)`` with ``translate = (a, b)``, rounded to
@@ -12,10 +12,17 @@ interpolation so that values stay label ids:
    ``~ U(-D_d, D_d)`` per axis, zero on the outer grid border (``locked_borders = 1``, as the
    paper's code), B-spline interpolated. ``D = elastic_max_displacement * img_size / 256``: the
    paper's pixels at 256 px, scaled to this image size.
-3. clip to the dataset sector ``S`` (the prepared dataset's sector mask): ``L[~S] = 0``, then, with a sector label,
-   ``L[(L == 0) & S] = K + 1``. The source's own sector label is removed before deforming, so
-   only structures move and every copy fills the same sector (the paper clips to the cone of the
-   real image in the same way).
+3. clip to the source's own sector, the cone of its real image (as Echo from noise does):
+   with a sector label K + 1, ``S_s = {p : L_s(p) != 0}`` (inside the cone every pixel of the
+   source map L_s is a structure or the sector label); without one, ``S_s = S``, the dataset's
+   sector mask (``sector.png``, the majority cone). Then ``L[~S_s] = 0`` and, with a sector label,
+   ``L[(L == 0) & S_s] = K + 1``. The sector label is removed before deforming, so only
+   structures move and every copy fills exactly its source's cone.
+
+Undeformed maps (:mod:`sonodiff.contracts.labelmaps`): every map of the ``val`` split (when
+``val`` is in ``augment.splits``) also enters as itself, ``sample_id = source_sample_id`` and
+``copy = -1``, so that the image generated from it can be compared with its real image (paired
+metrics); with ``copies: 0`` every split of ``augment.splits`` enters undeformed, nothing else.
 
 Seeds: copy ``k`` of sample ``s`` draws from ``numpy.random.SeedSequence([seed, crc32(s), k])``,
 so a copy is the same however the work is ordered or sharded.
@@ -30,7 +37,7 @@ import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -40,7 +47,9 @@ import torchvision.transforms.functional as TF
 from tqdm import tqdm
 
 from sonodiff.contracts.dataset import PreparedDataset
-from sonodiff.contracts.labelmaps import LABELMAP_COLUMNS, labelmap_path, labels_folder, write_labelmaps
+from sonodiff.contracts.labelmaps import (
+    LABELMAP_COLUMNS, UNDEFORMED_COPY, labelmap_path, labels_folder, write_labelmaps,
+)
 from sonodiff.contracts.manifest import read_manifest
 from sonodiff.errors import InputError
 from sonodiff.io import read_png, write_png
@@ -111,18 +120,45 @@ def random_elastic(label: np.ndarray, params: AugmentParams, rng: np.random.Gene
     return np.rint(out).astype(np.uint8)
 
 
+def source_sector(ids: np.ndarray, sector: np.ndarray, sector_id: int | None) -> np.ndarray:
+    """S_s, the sector of the source map ``ids``: ``ids != 0`` with a sector label, else the
+    dataset's sector mask ``sector`` (step 3 of the module docstring)."""
+    return ids != 0 if sector_id is not None else sector
+
+
 def augment_label_map(ids: np.ndarray, sector: np.ndarray, sector_id: int | None,
                       params: AugmentParams, seed: np.random.SeedSequence) -> np.ndarray:
-    """One augmented copy of a prepared label map (steps 1-3 of the module docstring)."""
+    """One augmented copy of a prepared label map (steps 1-3 of the module docstring), clipped to
+    :func:`source_sector` (``sector``, the dataset's mask, only without a sector label)."""
     rng = np.random.default_rng(seed)
+    own = source_sector(ids, sector, sector_id)
     structures = ids.copy()
     if sector_id is not None:
         structures[structures == sector_id] = 0
     out = random_elastic(random_affine(structures, params, rng), params, rng)
-    out[~sector] = 0
+    out[~own] = 0
     if sector_id is not None:
-        out[(out == 0) & sector] = sector_id
+        out[(out == 0) & own] = sector_id
     return out
+
+
+def undeformed_splits(aug: Mapping) -> set[str]:
+    """Splits whose maps also enter undeformed: ``val`` (paired metrics) if augmented, and every
+    split of ``augment.splits`` with ``copies: 0``."""
+    splits = set(aug["splits"]) - {"test"}
+    return splits if int(aug["copies"]) == 0 else splits & {"val"}
+
+
+def map_versions(rec, ids: np.ndarray, mask: np.ndarray, sector_id: int | None, params: AugmentParams,
+                 aug: Mapping, seed: int) -> Iterator[tuple[int, str, np.ndarray]]:
+    """(copy, sample_id, map) of one prepared row ``rec``: its undeformed map first
+    (``UNDEFORMED_COPY``, ``sample_id`` = the source's) where :func:`undeformed_splits` asks for
+    it, then copies 0..copies-1 (``<source>_aug<k>``)."""
+    if rec.split in undeformed_splits(aug):
+        yield UNDEFORMED_COPY, rec.sample_id, ids
+    for k in range(int(aug["copies"])):
+        yield k, f"{rec.sample_id}_aug{k}", augment_label_map(ids, mask, sector_id, params,
+                                                               sample_seed(seed, rec.sample_id, k))
 
 
 def augment_dataset(manifest: str | Path, info: str | Path, sector: str | Path, out_manifest: str | Path,
@@ -131,9 +167,10 @@ def augment_dataset(manifest: str | Path, info: str | Path, sector: str | Path, 
     the label maps (:mod:`sonodiff.contracts.labelmaps`) and their manifest ``out_manifest``.
 
     Output columns (:data:`~sonodiff.contracts.labelmaps.LABELMAP_COLUMNS`): ``sample_id``
-    (``<source>_aug<k>``), ``source_sample_id``, ``patient_id``, ``split``, ``copy``, ``label``,
-    ``source_label``, ``real_image``. The label folder appears whole (built in a temporary folder),
-    the manifest is written last.
+    (``<source>_aug<k>``, or the source's own id for an undeformed map), ``source_sample_id``,
+    ``patient_id``, ``split``, ``copy`` (k, or -1 undeformed), ``label``, ``source_label``,
+    ``real_image``. The label folder appears whole (built in a temporary folder), the manifest is
+    written last.
     """
     dataset, out_manifest = PreparedDataset(manifest, info, sector), Path(out_manifest)
     aug = cfg["augment"]
@@ -163,9 +200,7 @@ def augment_dataset(manifest: str | Path, info: str | Path, sector: str | Path, 
             bad = set(np.unique(ids).tolist()) - allowed
             if bad:
                 raise InputError(rec.label, f"label ids {sorted(bad)} not in the labels of {dataset.info_path}")
-            for k in range(int(aug["copies"])):
-                out = augment_label_map(ids, mask, sector_id, params, sample_seed(cfg["seed"], rec.sample_id, k))
-                sid = f"{rec.sample_id}_aug{k}"
+            for k, sid, out in map_versions(rec, ids, mask, sector_id, params, aug, cfg["seed"]):
                 write_png(labelmap_path(staged, sid), out)
                 rows.append({"sample_id": sid, "source_sample_id": rec.sample_id,
                              "patient_id": rec.patient_id, "split": rec.split, "copy": k,

@@ -1,4 +1,5 @@
-"""Rule augment_labels: random affine + elastic copies of the train/val label maps.
+"""Rule augment_labels: random affine + elastic copies of the train/val label maps, and the val
+maps undeformed (sonodiff.augment; augment may be set per dataset).
 
 input.manifest, input.info and input.sector are the prepared dataset; output.manifest is the
 augmented label maps' manifest (labels/ is written beside it); params.cfg the resolved job config.

@@ -5,7 +5,9 @@
     format      "sonodiff-model/1"
     state_dict  the EMA weights (CPU tensors)
     spec        the network spec (:func:`sonodiff.models.model_spec`), enough to rebuild it
-    config      the resolved config it was trained with (its ``diffusion`` section rebuilds the process)
+    config      the resolved config it was trained with (its ``diffusion`` section rebuilds the process;
+                a key added since, absent from an older file, takes :data:`LEGACY_DIFFUSION`'s value,
+                the meaning that file was trained with)
     step        the optimiser step it was taken at
     depth       the depth map d(p) (H, W) its B-maps were built over
 
@@ -29,6 +31,9 @@ if TYPE_CHECKING:  # torch is imported by the functions that need it: reading th
 
 MODEL_FORMAT = "sonodiff-model/1"
 MODEL_KEYS = ("state_dict", "spec", "config", "step", "depth")
+#: ``diffusion`` keys added after the first model files, with the value an older file meant:
+#: ``vlb_convention`` "sum" (L_simple + vlb_weight K L_t, the only loss before the key existed).
+LEGACY_DIFFUSION = {"vlb_convention": "sum"}
 #: Columns of ``train_log.csv``, in order.
 TRAIN_LOG_COLUMNS = ("step", "loss", "mse", "vb", "lr", "grad_norm", "images_per_s", "skipped_total")
 
@@ -96,7 +101,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
     model = build_model(payload["spec"])
     model.load_state_dict(payload["state_dict"])
     model.to(device).eval()
-    diffusion = BMapDiffusion.from_config(payload["config"]["diffusion"], payload["depth"]).to(device)
+    section = {**LEGACY_DIFFUSION, **payload["config"]["diffusion"]}
+    diffusion = BMapDiffusion.from_config(section, payload["depth"]).to(device)
     return LoadedModel(model, diffusion, dict(payload["spec"]), dict(payload["config"]), int(payload["step"]))
 
 

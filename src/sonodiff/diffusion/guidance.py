@@ -1,10 +1,16 @@
-"""Classifier-free guidance (Ho & Salimans 2022):
+"""Classifier-free guidance in Ho & Salimans' (2022) convention, with guidance weight w:
 
-    eps_hat = eps(x | y) + s (eps(x | y) - eps(x | null))
+    eps_hat = (1 + w) eps(x | y) - w eps(x | null) = eps(x | y) + w (eps(x | y) - eps(x | null))
 
-s = 0 is the conditional model alone (the semantic diffusion model's convention, where s is the
-extra weight; s + 1 in Ho & Salimans' w). With a learned variance the variance channels are taken
-from the conditional output.
+w = 0 is the conditional model alone. The semantic diffusion model (SDM, Wang et al. 2022) writes
+the same prediction with s = w + 1:
+
+    eps_hat = eps(x | null) + s (eps(x | y) - eps(x | null))
+
+(s = 1 is the conditional model alone); the config takes either (``sample.guidance_scale`` = w or
+``sample.guidance_scale_sdm`` = s), and :func:`sonodiff.config.guidance_weight` turns them into
+the w used here. With a learned variance the variance channels are taken from the conditional
+output.
 
     classifier_free(out_cond, out_uncond, scale, learn_sigma=True) -> guided model output
     guided_model_fn(cond_fn, uncond_fn, scale, learn_sigma=True) -> model_fn(x_t, t, **kw)
@@ -20,7 +26,8 @@ from sonodiff.diffusion.process import ModelFn
 def classifier_free(
     out_cond: torch.Tensor, out_uncond: torch.Tensor, scale: float, learn_sigma: bool = True
 ) -> torch.Tensor:
-    """Guided output: eps channels eps_c + s (eps_c - eps_u); variance channels from out_cond.
+    """Guided output: eps channels eps_c + w (eps_c - eps_u), w = ``scale`` (Ho & Salimans);
+    variance channels from out_cond.
 
     With ``learn_sigma`` the outputs are (B, 2C, H, W), eps in the first C channels.
     """

@@ -26,9 +26,12 @@ Public surface::
 
     BMapDiffusion(num_steps=1000, alpha_schedule="cosine", bmap_schedule="sqrt", b_min=1.0,
                   depth=None, learn_sigma=True, vlb_weight=0.001, fixed_variance="large",
-                  depth_nodes=513)
+                  depth_nodes=513, vlb_convention="sum")
         depth: (H, W) tensor in [0, 1] (None: d = 0, the ordinary DDPM at any image size)
-    .num_steps, .timestep_map (K,) long, .device, .nbytes, .config
+        vlb_convention: how vlb_weight w weights L_t (``VlbConvention``):
+            "sum"      L = L_simple + w K L_t  (L_vlb = K L_t; improved DDPM's hybrid loss)
+            "per_step" L = L_simple + w L_t    (the B-map paper's code: mse + 0.001 L_t)
+    .num_steps, .timestep_map (K,) long, .device, .nbytes, .config, .vlb_factor (w K or w)
     .q_sample(x0, t, noise=None) -> x_t
     .q_mean_variance(x0, t) -> (mean, variance, log_variance)
     .q_posterior_mean_variance(x0, x_t, t) -> (mean, variance, log_variance_clipped)  # x0's shape
@@ -83,6 +86,19 @@ class FixedVariance(str, Enum):
     LARGE = "large"  # beta'_t (betatilde'_1 at t = 0)
 
 
+class VlbConvention(str, Enum):
+    """How ``vlb_weight`` w weights the per-step VLB term L_t (bits per dimension) of the loss.
+
+    SUM:      L = L_simple + w L_vlb, L_vlb = K L_t, the one-sample estimate of the whole VLB
+              (Nichol & Dhariwal 2021, eq. 16; with w = 0.001 at K = 1000 their hybrid loss).
+    PER_STEP: L = L_simple + w L_t (the B-map paper's code, ``mse + 0.001 * vb``): K times less
+              than SUM at the same w (2000x at T = 2000).
+    """
+
+    SUM = "sum"
+    PER_STEP = "per_step"
+
+
 class Coefficients(NamedTuple):
     """Per-pixel coefficients at steps t, each (B, 1, H, W) (or (B, 1, 1, 1) without depth)."""
 
@@ -127,6 +143,7 @@ class BMapDiffusion:
         vlb_weight: float = 0.001,
         fixed_variance: str | FixedVariance = FixedVariance.LARGE,
         depth_nodes: int = 513,
+        vlb_convention: str | VlbConvention = VlbConvention.SUM,
     ):
         if not isinstance(num_steps, (int, np.integer)) or num_steps < 2:
             raise InputError("diffusion.num_steps", f"need an integer >= 2, got {num_steps!r}")
@@ -139,6 +156,12 @@ class BMapDiffusion:
         except ValueError:
             raise InputError(
                 "diffusion.fixed_variance", f"{fixed_variance!r} is not 'small' or 'large'"
+            ) from None
+        try:
+            vlb_convention = VlbConvention(vlb_convention)
+        except ValueError:
+            raise InputError(
+                "diffusion.vlb_convention", f"{vlb_convention!r} is not 'sum' or 'per_step'"
             ) from None
         if depth_nodes < 2:
             raise InputError("diffusion.depth_nodes", f"need >= 2, got {depth_nodes!r}")
@@ -153,11 +176,13 @@ class BMapDiffusion:
             "b_min": float(b_min),
             "learn_sigma": bool(learn_sigma),
             "vlb_weight": float(vlb_weight),
+            "vlb_convention": vlb_convention.value,
             "fixed_variance": fixed_variance.value,
             "depth_nodes": int(depth_nodes),
         }
         self.learn_sigma = bool(learn_sigma)
         self.vlb_weight = float(vlb_weight)
+        self.vlb_convention = vlb_convention
         self.fixed_variance = fixed_variance
         # Of the base (unrespaced) process: beta_t and b_t (float64 numpy, (T,)), d(p) (H, W).
         self.betas = betas
@@ -173,10 +198,13 @@ class BMapDiffusion:
 
     @classmethod
     def from_config(cls, diffusion: Mapping[str, Any], depth: torch.Tensor | np.ndarray) -> "BMapDiffusion":
-        """The process of a resolved config's ``diffusion`` section over the depth map ``depth``."""
+        """The process of a resolved config's ``diffusion`` section over the depth map ``depth``
+        (every key required: an old model file's section is completed by its loader,
+        :func:`sonodiff.contracts.model_file.load_model`)."""
         return cls(num_steps=diffusion["num_steps"], alpha_schedule=diffusion["alpha_schedule"],
                    bmap_schedule=diffusion["bmap_schedule"], b_min=diffusion["b_min"], depth=depth,
-                   learn_sigma=diffusion["learn_sigma"], vlb_weight=diffusion["vlb_weight"])
+                   learn_sigma=diffusion["learn_sigma"], vlb_weight=diffusion["vlb_weight"],
+                   vlb_convention=diffusion["vlb_convention"])
 
     @property
     def num_steps(self) -> int:
@@ -469,13 +497,15 @@ class BMapDiffusion:
         noise: torch.Tensor | None = None,
         model_kwargs: dict | None = None,
     ) -> dict[str, torch.Tensor]:
-        """L = L_simple + vlb_weight * L_vlb (Nichol & Dhariwal 2021, eq. 16), per sample.
+        """L = L_simple + w c_K L_t per sample, w = ``vlb_weight`` (Nichol & Dhariwal 2021, eq. 16).
 
-        L_simple = mean ||eps - eps_theta(x_t, t)||^2; L_vlb = K * L_t, the one-sample estimate of
-        the VLB (K the number of steps) with L_t in bits per dimension: KL(q(x_{t-1}|x_t,x_0) ||
-        p(x_{t-1}|x_t)) for t > 0, -log p(x_0|x_1) (discretized Gaussian) at t = 0, with the mean
-        frozen (stop-gradient on eps) so that L_vlb trains only the variance. For K = 1000 this is
-        improved DDPM's hybrid loss with rescaled learned sigmas. Returns loss, mse and vb (= L_t).
+        L_simple = mean ||eps - eps_theta(x_t, t)||^2; L_t in bits per dimension:
+        KL(q(x_{t-1}|x_t,x_0) || p(x_{t-1}|x_t)) for t > 0, -log p(x_0|x_1) (discretized Gaussian)
+        at t = 0, with the mean frozen (stop-gradient on eps) so that it trains only the variance.
+        c_K = K (K the number of steps) with ``vlb_convention`` "sum": w L_vlb, L_vlb = K L_t the
+        one-sample estimate of the VLB (for K = 1000, improved DDPM's hybrid loss with rescaled
+        learned sigmas); c_K = 1 with "per_step" (the B-map code's mse + 0.001 L_t).
+        Returns loss, mse and vb (= L_t).
         """
         if noise is None:
             noise = torch.randn_like(x0)
@@ -490,7 +520,13 @@ class BMapDiffusion:
         else:
             frozen = torch.cat([eps.detach(), v], dim=1)
             vb = self._vb_bits_per_dim(frozen, x0, x_t, t, c)
-        return {"loss": mse + self.vlb_weight * self.num_steps * vb, "mse": mse, "vb": vb}
+        return {"loss": mse + self.vlb_factor * vb, "mse": mse, "vb": vb}
+
+    @property
+    def vlb_factor(self) -> float:
+        """The factor of L_t in the loss: w K ("sum") or w ("per_step"), w = ``vlb_weight``."""
+        per_step = self.vlb_convention is VlbConvention.PER_STEP
+        return self.vlb_weight * (1 if per_step else self.num_steps)
 
     def _vb_bits_per_dim(self, model_output, x0, x_t, t, c: Coefficients) -> torch.Tensor:
         """L_t in bits per dimension (Ho et al. eq. 5; decoder L_0 as a discretized Gaussian)."""

@@ -21,8 +21,10 @@ the batches b with b mod n = i: every image is computed in the same batch, with 
 neighbours, sharded or not, so the gathered set is pixel-identical to an unsharded run (on a
 deterministic device; a batch-size-independent model would not even need this).
 
-Each step evaluates ``eps_hat = eps(x|y) + s (eps(x|y) - eps(x|null))`` (classifier-free
-guidance, ``sample.guidance_scale`` = s; s = 0 evaluates the conditional model alone) and runs
+Each step evaluates ``eps_hat = (1 + w) eps(x|y) - w eps(x|null)`` (classifier-free guidance in
+Ho & Salimans' convention, w = ``sample.guidance_scale``, or w = s - 1 from SDM's
+``sample.guidance_scale_sdm`` s, :func:`sonodiff.config.guidance_weight`; w = 0 evaluates the
+conditional model alone) and runs
 the sampler ``sample.sampler`` (ancestral or DDIM with ``sample.eta``) over ``sample.steps``
 respaced steps (:mod:`~sonodiff.sample.generate`); with ``sample.mask_sector`` every image is
 black outside the dataset's sector mask, as the real images are. The reverse-process snapshots

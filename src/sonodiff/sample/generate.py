@@ -1,7 +1,8 @@
 """One batch of images from a loaded model: guided prediction, the configured sampler, uint8.
 
-The guided prediction is ``eps_hat = eps(x|y) + s (eps(x|y) - eps(x|null))`` (Ho & Salimans
-2022; s = ``sample.guidance_scale``, s = 0 evaluates the conditional model alone); the chain is
+The guided prediction is ``eps_hat = (1 + w) eps(x|y) - w eps(x|null)`` (Ho & Salimans 2022;
+w = :func:`sonodiff.config.guidance_weight` of the ``sample`` section: ``sample.guidance_scale``,
+or SDM's ``sample.guidance_scale_sdm`` s = w + 1; w = 0 evaluates the conditional model alone); the chain is
 the sampler ``sample.sampler`` over ``sample.steps`` respaced steps
 (:mod:`sonodiff.diffusion.sampling`); with ``sample.mask_sector`` the pixels outside the
 dataset's sector mask M (``sector.png``) are set to the data's black, ``x_0 <- -1`` where M = 0
@@ -17,6 +18,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
+from sonodiff.config import guidance_weight
 from sonodiff.contracts import layout
 from sonodiff.contracts.dataset import read_sector
 from sonodiff.contracts.model_file import LoadedModel
@@ -38,9 +40,10 @@ def configured_process(diffusion: BMapDiffusion, scfg: Mapping[str, Any]) -> tup
 
 
 def guided_fn(loaded: LoadedModel, cond: torch.Tensor | None, scale: float, amp: torch.dtype | None):
-    """``model_fn(x_t, t)`` of the guided prediction ``eps(x|y) + s (eps(x|y) - eps(x|null))``.
+    """``model_fn(x_t, t)`` of the guided prediction ``(1 + w) eps(x|y) - w eps(x|null)``, w = ``scale``
+    (Ho & Salimans' weight, :func:`sonodiff.config.guidance_weight`).
 
-    For s = 0 (or an unconditional model) only ``eps(x|y)`` is evaluated. Otherwise the
+    For w = 0 (or an unconditional model) only ``eps(x|y)`` is evaluated. Otherwise the
     conditional and null halves run as one batch of 2B.
     """
     model = loaded.model
@@ -106,7 +109,7 @@ def generate(loaded: LoadedModel, labels: torch.Tensor | None, seeds: Sequence[i
     sampler, process = configured_process(loaded.diffusion, scfg)
     cond = loaded.model.condition(labels.to(device) if labels is not None else None)
     amp = autocast_dtype(loaded.config["train"]["precision"], device)
-    model_fn = guided_fn(loaded, cond, float(scfg["guidance_scale"]), amp)
+    model_fn = guided_fn(loaded, cond, guidance_weight(scfg), amp)
     generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
     x0 = sample_loop(process, model_fn, (len(seeds), *loaded.image_shape), generators, sampler=sampler,
                      eta=float(scfg["eta"]), clip_x0=bool(scfg["clip_x0"]), progress=progress)

@@ -1,9 +1,9 @@
 """Reverse-process snapshots x_t along one chain of a trained model (Domínguez et al. fig. 3).
 
 The chain is the sampling stage's own: the model's guided prediction and the sampler, steps,
-guidance scale, eta and clipping of the ``sample`` section of the config it was trained with,
-from the initial noise x_T ~ N(0, I) of ``Generator().manual_seed(seed)`` (the config's seed)
-with step noise from ``seed + 1``, conditioned on the label map of the first validation row (by
+guidance weight (:func:`sonodiff.config.guidance_weight`), eta and clipping of the ``sample``
+section of the config it was trained with, from the initial noise x_T ~ N(0, I) of
+``Generator().manual_seed(seed)`` (the config's seed) with step noise from ``seed + 1``, conditioned on the label map of the first validation row (by
 ``sample_id``) of the prepared dataset. With K respaced steps it keeps x_t every
 ``max(1, (K - 1) div (n - 2))`` steps (and at the first step), then ``n - 1`` of those evenly
 spread, and the final x_0: n frames (K + 1 when K < n - 1), each the channel mean, in [-1, 1]
@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sonodiff.config import guidance_weight
 from sonodiff.contracts.dataset import PreparedDataset
 from sonodiff.contracts.model_file import LoadedModel, load_model
 from sonodiff.contracts.samples import FINAL_STEP, write_snapshots
@@ -39,7 +40,7 @@ def reverse_chain(loaded: LoadedModel, labels: np.ndarray | None, num_snapshots:
     every = max(1, (n - 1) // max(num_snapshots - 2, 1))
     cond_labels = None if labels is None else torch.as_tensor(labels, dtype=torch.long)[None].to(process.device)
     cond = loaded.model.condition(cond_labels)
-    model_fn = guided_fn(loaded, cond, float(scfg["guidance_scale"]), None)
+    model_fn = guided_fn(loaded, cond, guidance_weight(scfg), None)
     noise = torch.randn((1, *loaded.image_shape), generator=torch.Generator().manual_seed(int(seed)))
     x0, snaps = sample_loop(process, model_fn, noise, [torch.Generator().manual_seed(int(seed) + 1)],
                             sampler=sampler, eta=float(scfg["eta"]), clip_x0=bool(scfg["clip_x0"]),

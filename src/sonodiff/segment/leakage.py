@@ -10,6 +10,11 @@ patient in one split only). A patient *leaks* when it appears in
   the same four ways, ``source_sample_id`` also read through the augmented maps' ids;
 - the training or validation set of any configured segmentation source.
 
+The undeformed maps of the augmented manifest (``sample_id == source_sample_id``, ``copy`` -1:
+the val maps kept for the paired metrics) are checked the same four ways: they carry their
+source's patient and split, so they pass as val-split maps unless that source is a test sample.
+An undeformed id is its own alias, so its samples resolve to the prepared sample directly.
+
 :func:`check_leakage` raises :class:`~sonodiff.errors.InputError` naming the file and the
 patients, so the ``check_leakage`` rule fails the DAG before any segmenter trains; when nothing
 leaks it returns the report that the rule writes

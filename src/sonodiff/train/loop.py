@@ -8,7 +8,8 @@ Per step s (improved DDPM, Nichol & Dhariwal 2021, with the B-map process of Dom
    (dropped maps become the null map), then, in the objective, ``t ~ U{0..T-1}`` and
    ``eps ~ N(0, I)``;
 3. the objective's per-sample losses; the step minimises ``mean_b L_b`` with
-   ``L = L_simple + vlb_weight L_vlb`` by default (:class:`DiffusionObjective`);
+   ``L = L_simple + vlb_weight c L_t`` by default, c = T (``diffusion.vlb_convention: sum``) or 1
+   (``per_step``) (:class:`DiffusionObjective`);
 4. a non-finite loss (averaged over processes) or gradient norm skips the step (no update of the
    weights, the optimiser or the EMA), counted; ``train.max_nonfinite`` in a row stop training
    with :class:`TrainingDiverged` and no ``model.pt``;
