@@ -205,20 +205,24 @@ def test_dice_is_nan_where_the_structure_is_absent():
     assert mean_dice(d) == pytest.approx(1.0)
 
 
-def test_summary_std_ddof0_bootstrap_seeded_and_paper_mean_column():
-    from sonodiff.segment.evaluate import summarize_dice
+def test_summary_over_seeds_mean_seed_std_and_paper_mean_column():
+    from sonodiff.segment.evaluate import seed_mean_dice, structure_means, summarize_seeds
 
     rng = np.random.default_rng(0)
-    dice = rng.uniform(0.6, 1.0, size=(40, 3))
-    s = summarize_dice(dice, ["a", "b", "c"], resamples=200, seed=3)
-    assert s["a"]["mean"] == pytest.approx(dice[:, 0].mean())
-    assert s["a"]["std"] == pytest.approx(dice[:, 0].std(ddof=0))
-    assert s["a"]["ci_low"] < s["a"]["mean"] < s["a"]["ci_high"]
-    assert s == summarize_dice(dice, ["a", "b", "c"], resamples=200, seed=3)
-    means = dice.mean(axis=0)
-    assert s["structure_mean"]["mean"] == pytest.approx(means.mean())
-    assert s["structure_mean"]["std"] == pytest.approx(means.std())
-    # the papers' Mean column is exactly this: 88.5, 92.3, 86.3 -> 89.0 +- 2.5
+    dice = rng.uniform(0.6, 1.0, size=(3, 40, 3))                  # seed, image, structure
+    dice[:, :5, 2] = np.nan                                         # structure absent: NaN for every seed
+    s = summarize_seeds(dice, ["a", "b", "c"])
+    per_seed = np.array([np.nanmean(d, axis=0) for d in dice])      # m_kj
+    assert s["c"]["per_seed"] == pytest.approx(per_seed[:, 2].tolist())
+    assert s["c"]["mean"] == pytest.approx(per_seed[:, 2].mean())
+    assert s["c"]["seed_std"] == pytest.approx(per_seed[:, 2].std(ddof=1))
+    assert s["structure_mean"]["per_seed"] == pytest.approx(per_seed.mean(axis=1).tolist())
+    assert s["structure_mean"]["seed_std"] == pytest.approx(per_seed.mean(axis=1).std(ddof=1))
+    averaged = seed_mean_dice(dice)                                 # d_ij: its image mean is the seed mean
+    assert np.isnan(averaged[:5, 2]).all() and structure_means(averaged) == pytest.approx(per_seed.mean(axis=0))
+    one = summarize_seeds(dice[:1], ["a", "b", "c"])
+    assert np.isnan(one["a"]["seed_std"]) and one["a"]["mean"] == pytest.approx(per_seed[0, 0])
+    # the papers' Mean column is the mean of the structure means: 88.5, 92.3, 86.3 -> 89.0 +- 2.5
     pub = np.array([88.5, 92.3, 86.3])
     assert (round(pub.mean(), 1), round(pub.std(), 1)) == (89.0, 2.5)
 
@@ -338,36 +342,58 @@ def test_patient_in_two_splits_is_refused(tmp_path):
 
 # ----------------------------------------------------------------------------- table
 
-def _metrics(dataset: str, source: str, dice: np.ndarray, fmt: str = "camus") -> dict:
-    from sonodiff.segment.evaluate import CAMUS_STRUCTURES, summarize_dice
+def _metrics(dataset: str, source: str, dice: np.ndarray, patients: list[str] | None = None,
+             fmt: str = "camus", resamples: int = 200) -> dict:
+    """A segmentation record (the shape :func:`sonodiff.segment.train.segmentation_record` writes)
+    from Dice (seeds, images, 3 CAMUS structures)."""
+    from sonodiff.segment.evaluate import CAMUS_STRUCTURES, seed_mean_dice, summarize_seeds
 
-    keys = list(CAMUS_STRUCTURES)
-    return {"dataset": dataset, "format": fmt, "source": source,
-            "structures": {k: {"label": n, "ids": list(i)} for k, (n, i) in CAMUS_STRUCTURES.items()},
-            "dice": summarize_dice(dice, keys, 100, 0), "bootstrap": {"resamples": 100, "seed": 0},
-            "counts": {"test": len(dice)},
-            "per_image": {"sample_id": [f"s{i}" for i in range(len(dice))],
-                          **{k: dice[:, j].tolist() for j, k in enumerate(keys)}}}
+    dice = np.asarray(dice, dtype=float)
+    dice = dice[None] if dice.ndim == 2 else dice
+    keys, n = list(CAMUS_STRUCTURES), dice.shape[1]
+    patients = patients or [f"p{i // 2}" for i in range(n)]
+    columns = lambda d: {k: d[:, j].tolist() for j, k in enumerate(keys)}  # noqa: E731
+    return {"dataset": dataset, "format": fmt, "source": source, "seeds": list(range(len(dice))),
+            "structures": {k: {"label": name, "ids": list(i)} for k, (name, i) in CAMUS_STRUCTURES.items()},
+            "dice": summarize_seeds(dice, keys), "bootstrap": {"resamples": resamples, "seed": 0},
+            "counts": {"test": n, "test_patients": len(set(patients)), "seeds": len(dice)},
+            "per_image": {"sample_id": [f"s{i}" for i in range(n)], "patient_id": patients,
+                          **columns(seed_mean_dice(dice)),
+                          "by_seed": [{"seed": k, **columns(d)} for k, d in enumerate(dice)]}}
 
 
-def test_table_layout_has_our_rows_paired_difference_and_published_rows(tmp_path):
+def _write(tmp_path, records) -> tuple[pd.DataFrame, str, str]:
     from sonodiff.report.segmentation_table import write_segmentation_table
 
-    rng = np.random.default_rng(0)
-    base = rng.uniform(0.7, 0.9, size=(20, 3))
     paths = []
-    for source, dice in (("real", base + 0.05), ("synthetic_baseline", base), ("synthetic_bmaps", base + 0.02)):
-        p = tmp_path / source / "metrics.json"
-        p.parent.mkdir()
-        p.write_text(json.dumps(_metrics("phantom_camus", source, dice)))
+    for m in records:
+        p = tmp_path / m["dataset"] / m["source"] / "metrics.json"
+        p.parent.mkdir(parents=True)
+        p.write_text(json.dumps(m))
         paths.append(p)
     out = {ext: tmp_path / f"segmentation.{ext}" for ext in ("csv", "md", "tex")}
     write_segmentation_table(paths, out["csv"], out["md"], out["tex"])
-    df = pd.read_csv(out["csv"])
+    return pd.read_csv(out["csv"]), out["md"].read_text(), out["tex"].read_text()
+
+
+def test_table_layout_has_our_rows_paired_differences_counts_and_published_rows(tmp_path):
+    from sonodiff.report.segmentation_table import difference_rows
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.7, 0.9, size=(20, 3))
+    seeds = np.stack([base, base + 0.01])                           # two seeds, 1 point apart
+    records = [_metrics("phantom_camus", source, seeds + shift)
+               for source, shift in (("real", 0.05), ("synthetic_baseline", 0.0), ("synthetic_bmaps", 0.02))]
+    df, md, tex = _write(tmp_path, records)
     assert list(df["source"][:3]) == ["real", "synthetic_baseline", "synthetic_bmaps"]
-    paired = df[df["kind"] == "paired difference"].iloc[0]
-    assert paired["lv_endo_mean"] == pytest.approx(2.0, abs=1e-3)
-    assert paired["lv_endo_ci_low"] == pytest.approx(2.0, abs=1e-3)       # constant difference
+    paired = df[df["kind"] == "paired difference"].set_index("source")
+    assert list(paired.index) == ["synthetic_baseline - real (paired)", "synthetic_bmaps - real (paired)",
+                                  "synthetic_bmaps - synthetic_baseline (paired)"]
+    row = paired.loc["synthetic_bmaps - synthetic_baseline (paired)"]
+    assert row["lv_endo_mean"] == pytest.approx(2.0, abs=1e-3)      # b minus a, in %
+    assert row["lv_endo_ci_low"] == pytest.approx(2.0, abs=1e-3) and row["mean_ci_high"] == pytest.approx(2.0, abs=1e-3)
+    assert paired.loc["synthetic_baseline - real (paired)", "la_mean"] == pytest.approx(-5.0, abs=1e-3)
+    assert (paired["n_test"] == 20).all() and (paired["n_patients"] == 10).all()
     pub = df[df["kind"] == "published"].set_index("source")
     stoj = pub.loc[[s for s in pub.index if s.startswith("Stojanovski")][0]]
     gil = pub.loc[[s for s in pub.index if s.startswith("Gilbert")][0]]
@@ -375,23 +401,81 @@ def test_table_layout_has_our_rows_paired_difference_and_published_rows(tmp_path
     assert [stoj[f"{k}_std"] for k in ("lv_endo", "lv_epi", "la")] == [6.0, 3.9, 10.7]
     assert [gil[f"{k}_mean"] for k in ("lv_endo", "lv_epi", "la")] == [79.4, 88.6, 71.3]
     assert [gil[f"{k}_std"] for k in ("lv_endo", "lv_epi", "la")] == [9.9, 5.4, 23.7]
-    ours = df.iloc[1]
-    assert ours["lv_endo_mean"] == pytest.approx(100 * base[:, 0].mean(), abs=1e-3)
-    assert ours["mean_mean"] == pytest.approx(100 * base.mean(axis=0).mean(), abs=1e-3)
-    md = out["md"].read_text()
+    ours = df.iloc[1]                                               # synthetic_baseline
+    assert ours["lv_endo_mean"] == pytest.approx(100 * (base[:, 0].mean() + 0.005), abs=1e-3)
+    assert ours["lv_endo_std"] == pytest.approx(100 * 0.01 / np.sqrt(2), abs=1e-3)   # across seeds, ddof 1
+    assert ours["mean_mean"] == pytest.approx(100 * (base.mean(axis=0).mean() + 0.005), abs=1e-3)
+    assert ours["lv_endo_ci_low"] < ours["lv_endo_mean"] < ours["lv_endo_ci_high"]
+    assert ours["mean_ci_low"] < ours["mean_mean"] < ours["mean_ci_high"]
+    assert (ours["n_test"], ours["n_patients"], ours["n_seeds"]) == (20, 10, 2)
     assert "| Training/Validation dataset | LV endo | LV epi | LA | Mean |" in md
     assert "| Stojanovski et al. 2023, all SDM frames (published, CAMUS) | 88.5 ± 6.0 | 92.3 ± 3.9 | 86.3 ± 10.7 | 89.0 ± 2.5 |" in md
     assert "79.4 ± 9.9 | 88.6 ± 5.4 | 71.3 ± 23.7 | 79.7 ± 7.1" in md
-    tex = out["tex"].read_text()
+    assert "Test set: 20 test images of 10 patients; 2 seeds per source." in md
+    assert "(20 test images of 10 patients; 2 seeds per source)" in tex.split("\\caption")[1].splitlines()[0]
     assert "$LV_{endo}$ & $LV_{epi}$ & $LA$" in tex and "88.5 $\\pm$ 6.0 & 92.3 $\\pm$ 3.9" in tex
-    assert f"real & {100 * (base[:, 0] + 0.05).mean():.1f} $\\pm$" in tex and "{\\tiny [" in tex  # ours
-    assert "Paired rows" in md and "Published rows" in md            # notes of the kinds of row present
+    assert f"real & {ours['lv_endo_mean'] + 5:.1f} $\\pm$ 0.7" in tex and "{\\tiny [" in tex  # ours
+    assert "Paired rows" in md and "positive: b scores higher" in md and "Published rows" in md
     assert "synthetic\\_bmaps" in tex and tex.count("\\begin{tabular}") == 1
+    front = difference_rows(tmp_path / "segmentation.csv")["phantom_camus"]
+    assert [r[0] for r in front] == ["synthetic_baseline - real", "synthetic_bmaps - real",
+                                     "synthetic_bmaps - synthetic_baseline"]
+    comparison, _, fig, lower_is_better = front[2]
+    assert fig["value"] == pytest.approx(2.0, abs=1e-3) and fig["ci"] == pytest.approx([2.0, 2.0], abs=1e-3)
+    assert (fig["n_patients"], fig["n_images"], lower_is_better) == (10, 20, False)
 
 
-def test_table_has_no_published_rows_for_other_datasets(tmp_path):
+def _planted(rng, n_patients=12, per_patient=3, effect=0.0, seeds=2):
+    """Per-image Dice with patient effects (sd 0.08), image noise (sd 0.02) and seed noise (sd 0.01),
+    plus ``effect`` for the source."""
+    patient = np.repeat(rng.normal(0.0, 0.08, n_patients), per_patient)
+    image = rng.normal(0.0, 0.02, (n_patients * per_patient, 3))
+    noise = rng.normal(0.0, 0.01, (seeds, n_patients * per_patient, 3))
+    return np.clip(0.75 + patient[None, :, None] + image[None] + noise + effect, 0, 1)
+
+
+def test_paired_row_detects_planted_better_synthetic_and_covers_zero_on_identical_sources():
+    from sonodiff.report.segmentation_table import build_table
+
+    rng = np.random.default_rng(1)
+    patients = [f"p{i // 3}" for i in range(36)]
+
+    def paired(a, b, resamples=200):
+        df = build_table([_metrics("d", "real", a, patients, resamples=resamples),
+                          _metrics("d", "synthetic_bmaps", b, patients, resamples=resamples)])
+        return df.set_index("source").loc["synthetic_bmaps - real (paired)"]
+
+    real = _planted(rng)
+    up = paired(real, np.clip(real + 0.03 + rng.normal(0.0, 0.01, real.shape), 0, 1))
+    assert 0.0 < up["lv_endo_ci_low"] < up["lv_endo_mean"] < up["lv_endo_ci_high"] and up["mean_ci_low"] > 0.0
+    same = paired(real, real)
+    assert all(same[f"{k}_ci_low"] <= 0.0 == same[f"{k}_mean"] <= same[f"{k}_ci_high"] for k in ("la", "mean"))
+    # other trainings of the same quality on the same images: the interval covers 0 about 95% of the time
+    covered = 0
+    for _ in range(10):
+        row = paired(real, np.clip(real + rng.normal(0.0, 0.01, real.shape), 0, 1), resamples=100)
+        covered += bool(row["lv_endo_ci_low"] < 0.0 < row["lv_endo_ci_high"])
+    assert covered >= 8
+    # the interval is over patients: with planted patient effects it is wider than over images
+    from sonodiff.stats import bootstrap_ci
+
+    ours = build_table([_metrics("d", "real", real, patients)]).iloc[0]
+    image_ci = bootstrap_ci(np.mean, [real.mean(axis=0)[:, 0]], 200, 0)
+    assert ours["lv_endo_ci_high"] - ours["lv_endo_ci_low"] > 1.5 * 100 * (image_ci[1] - image_ci[0])
+
+
+def test_table_with_one_test_patient_says_so_and_gives_no_interval(tmp_path):
+    rng = np.random.default_rng(2)
+    records = [_metrics("thy", s, _planted(rng, n_patients=1, per_patient=5), ["v1"] * 5, fmt="segthy")
+               for s in ("real", "synthetic_bmaps")]
+    df, md, _ = _write(tmp_path, records)
+    assert df["lv_endo_ci_low"].isna().all() and df["mean_ci_high"].isna().all()
+    assert "One test patient: no interval" in md and "5 test images of 1 patients" in md
+
+
+def test_table_has_no_published_rows_for_other_datasets():
     from sonodiff.report.segmentation_table import build_table
 
     m = _metrics("thy", "real", np.full((4, 3), 0.8), fmt="segthy")
     df = build_table([m])
-    assert list(df["kind"]) == ["ours"]
+    assert list(df["kind"]) == ["ours"] and df["n_seeds"].tolist() == [1] and df["lv_endo_std"].isna().all()

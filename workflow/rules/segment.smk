@@ -1,6 +1,7 @@
 # Downstream segmentation check (Echo from noise, section 2.2 and table 1): a MONAI UNet trained on
-# each configured source (real, synthetic_<variant>, real+synthetic_<variant>) and tested on the
-# real test split, after a leakage guard; then the table in the paper's layout and contour figures.
+# each configured source (real, synthetic_<variant>, real+synthetic_<variant>), one job per source
+# training every seed of segment.seeds in turn, and tested on the real test split, after a leakage
+# guard; then the table in the paper's layout (patient-level intervals, paired rows) and contour figures.
 
 
 include: "segment_helpers.smk"

@@ -1,4 +1,4 @@
-"""Rule train_segmenter: train the UNet on one source, test it on the real test split."""
+"""Rule train_segmenter: train the UNet on one source, every seed in turn; test each on the real test split."""
 
 from sonodiff.contracts.dataset import PreparedDataset
 from sonodiff.rule import run_rule

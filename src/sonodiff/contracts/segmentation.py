@@ -1,8 +1,11 @@
 """The segment stage's records: one segmenter per (dataset, source), and the leakage check.
 
-``segment/{dataset}/{source}/``: ``model.pt`` (best weights, ``weights_only``), ``predictions.npz``
-(``sample_id`` and ``pred``, the predicted id maps of the real test images) and ``metrics.json``
-(Dice per structure with intervals, per-image Dice, counts, training history).
+``segment/{dataset}/{source}/``: ``model.pt`` (every seed's best weights, ``weights_only``),
+``predictions.npz`` (``sample_id`` and ``pred``, the first seed's predicted id maps of the real test
+images) and ``metrics.json`` (recipe and seeds; Dice per structure as the mean over seeds and the
+spread across seeds; per-image Dice averaged over seeds and per seed, with the test images'
+patients, from which the segmentation table draws its patient-level intervals; counts; each
+seed's training history). Checkpoints go to ``checkpoints/seed_<k>/`` beside ``model.pt``.
 ``segment/{dataset}/leakage_ok.txt``: the leakage guard's report (written only when it passes).
 """
 

@@ -1,22 +1,40 @@
 """The segmentation table in the layout of Echo from noise, table 1, with the published rows.
 
 Rows: one per training source of a dataset (``real``, ``synthetic_<variant>``, ...), then the
-paired differences ``synthetic_<v> - synthetic_baseline`` (per test image, same images), then for
-CAMUS-like datasets the published rows (Stojanovski et al. 2023 "All SDM frames"; Gilbert et al.
-2021 "all synthetic frames", as quoted in that table; both on the real CAMUS test set, not on
-our data). Columns: Dice (%) per structure and Mean.
+paired differences ``synthetic_<v> - real`` and ``real+synthetic_<v> - real`` (when ``real`` was
+trained) and ``synthetic_<v> - synthetic_baseline``, then for CAMUS-like datasets the published rows
+(Stojanovski et al. 2023 "All SDM frames"; Gilbert et al. 2021 "all synthetic frames", as quoted in
+that table; both on the real CAMUS test set, not on our data). Columns: Dice (%) per structure
+and Mean.
 
-A cell of ours is ``mean ± std`` over test images with the 95% bootstrap interval of the mean in
-brackets; a structure absent from every test image is n/a with the reason. Mean is the papers'
-column: mean ± std (ddof 0) of the per-structure means (88.5, 92.3, 86.3 -> 89.0 ± 2.5); the CSV also carries the per-image mean over structures with
-its interval (``image_mean_*``). A paired-difference cell is the mean ± std of the per-image
-difference with the interval of its mean: an interval that excludes 0 says the two sources differ
-on these test images.
+Notation (:mod:`sonodiff.segment.evaluate`): d_kij is the Dice of seed k (K seeds), test image i
+(N images of P patients) and structure j; m_kj = nanmean_i d_kij; d_ij = (1/K) sum_k d_kij.
+
+- A cell of ours is ``mean ± seed_std [ci_low, ci_high]``: mean = (1/K) sum_k m_kj (the record's
+  ``dice``), seed_std its standard deviation across seeds (ddof 1; none with one seed), and the 95%
+  patient-level bootstrap interval of nanmean_i d_ij: test patients are drawn with replacement,
+  each with all its images (:func:`sonodiff.stats.cluster_bootstrap_ci`). The interval is
+  conditional on the trained seeds; seed_std shows the spread between trainings.
+- Mean is the papers' column: the mean over structures of the structure means, M = mean_j m_j,
+  with its seed std and the interval of the same statistic on d_ij.
+- A paired row ``b - a`` is the difference of the seed-averaged Dice of source b minus that of
+  source a on the test images both were scored on (aligned by ``sample_id``; the same images for
+  every source), mean_i d^b_ij - mean_i d^a_ij, with the paired patient-level interval (the same
+  patients drawn for both, :func:`sonodiff.stats.paired_difference_figure`). Positive: b scores
+  higher. An interval that excludes 0 says the sources differ on this test set. No seed std: the
+  seeds of two sources are independent trainings, not pairs.
+- With fewer than two test patients there is no interval (one patient says nothing about others).
+
+A structure absent from every test image is n/a with the reason. Every table says in a note how
+many test images and patients and how many seeds per source it rests on (CSV: ``n_test``,
+``n_patients``, ``n_seeds``).
 
 Outputs: CSV (the frame of :func:`build_table`: one row per table row, numeric columns
-``<structure>_{mean,std,ci_low,ci_high}``), Markdown and LaTeX (one
+``<structure>_{mean,std,ci_low,ci_high}`` and ``mean_{mean,std,ci_low,ci_high}``, std being the
+seed std for ours and the image std for published rows), Markdown and LaTeX (one
 :class:`~sonodiff.report.table_writer.Table` per dataset, written by
-:mod:`sonodiff.report.table_writer` like every other table).
+:mod:`sonodiff.report.table_writer` like every other table). :func:`difference_rows` reads the
+paired rows' Mean column back from the CSV as figure records for the report's front page.
 """
 
 from __future__ import annotations
@@ -32,9 +50,9 @@ from sonodiff.contracts.segmentation import read_segment_record
 from sonodiff.errors import InputError
 from sonodiff.io import write_text
 from sonodiff.report.table_writer import Cell, Table, write_table
-from sonodiff.stats import summarize
+from sonodiff.stats import cluster_bootstrap_ci, not_available, paired_difference_figure
 
-#: Published rows (Dice %, mean and std) for CAMUS-like data: Echo from noise, table 1.
+#: Published rows (Dice %, mean and std over test images) for CAMUS-like data: Echo from noise, table 1.
 PUBLISHED = (
     {"source": "Stojanovski et al. 2023, all SDM frames (published, CAMUS)",
      "reference": "Stojanovski et al. 2023, Echo from noise, table 1",
@@ -47,72 +65,122 @@ PUBLISHED_FORMATS = ("camus",)
 LATEX_NAMES = {"lv_endo": "$LV_{endo}$", "lv_epi": "$LV_{epi}$", "la": "$LA$"}
 DIGITS = 1
 NO_STRUCTURE = "the structure is in no test image"
-NOTES = ("Cells: mean ± std over test images [95% bootstrap interval of the mean].",
-         "Mean: mean ± std of the structure means (as in Echo from noise, table 1).")
+NOTES = ("Cells: mean over seeds of the mean test Dice ± std across seeds (ddof 1) [95% bootstrap "
+         "interval resampling test patients, each with all its images, on the per-image Dice averaged "
+         "over seeds].",
+         "Mean: mean over structures of the structure means (as in Echo from noise, table 1), "
+         "± its std across seeds [the same patient interval].")
 #: Notes of the kinds of row a table has.
-KIND_NOTES = {"paired difference": "Paired rows: per-image difference on the same test images.",
+KIND_NOTES = {"paired difference": "Paired rows 'b - a': Dice of b minus Dice of a (positive: b scores higher), "
+                                   "from per-image Dice averaged over seeds, on the same test images, with the "
+                                   "same test patients drawn for both [95% paired interval]; an interval that "
+                                   "excludes 0 says the two sources differ on this test set.",
               "published": "Published rows are on the real CAMUS test set, shown for scale, not computed on "
-                           "this dataset."}
+                           "this dataset; their ± is the std over test images, not across seeds."}
+NO_INTERVAL = "One test patient: no interval (intervals resample patients)."
 STATS = ("mean", "std", "ci_low", "ci_high")
+COUNTS = ("n_test", "n_patients", "n_seeds")
 REFERENCE_SOURCE = "synthetic_baseline"
+REAL_SOURCE = "real"
+PAIRED_SUFFIX = " (paired)"
+#: The figure of a paired row that the report's front page shows.
+FRONT_PAGE_FIGURE = "Dice (%), mean over structures"
 
 
 def _pct(x: float | None) -> float:
     return float("nan") if x is None or not math.isfinite(x) else 100.0 * float(x)
 
 
+def _finite_mean(values: np.ndarray) -> np.ndarray:
+    """Mean over the first axis of the finite values; NaN (without a warning) where there are none."""
+    x = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(x)
+    count, total = finite.sum(axis=0), np.where(finite, x, 0.0).sum(axis=0)
+    return np.divide(total, count, out=np.full(np.shape(total), np.nan), where=count > 0)
+
+
+def _nanmean(values: np.ndarray) -> float:
+    """nanmean_i d_i of one structure's Dice (N,)."""
+    return float(_finite_mean(values))
+
+
+def structure_mean(dice: np.ndarray) -> float:
+    """M = mean_j nanmean_i d_ij of Dice (N, S): the Mean column's statistic."""
+    return float(_finite_mean(_finite_mean(dice)))
+
+
+def _per_image(m: Mapping) -> np.ndarray:
+    """The record's seed-averaged per-image Dice d_ij (N, S), structures in record order."""
+    return np.stack([np.asarray(m["per_image"][k], dtype=np.float64) for k in m["structures"]], axis=1)
+
+
+def _bootstrap(m: Mapping) -> tuple[int, int]:
+    settings = m.get("bootstrap", {})
+    return int(settings.get("resamples", 1000)), int(settings.get("seed", 0))
+
+
+def _fill(row: dict, key: str, mean: float, std: float | None, ci: Sequence[float] | None) -> None:
+    """``<key>_{mean,std,ci_low,ci_high}`` of ``row`` from fractions (written as %)."""
+    row[f"{key}_mean"], row[f"{key}_std"] = _pct(mean), _pct(std)
+    row[f"{key}_ci_low"], row[f"{key}_ci_high"] = (_pct(ci[0]), _pct(ci[1])) if ci else (math.nan, math.nan)
+
+
+def _row(m: Mapping, source: str, kind: str, n_test: int, n_patients: int, n_seeds: float) -> dict:
+    return {"dataset": m["dataset"], "format": m.get("format"), "source": source, "kind": kind,
+            "reference": "", "n_test": n_test, "n_patients": n_patients, "n_seeds": n_seeds}
+
+
 def _our_row(m: Mapping) -> dict:
-    row = {"dataset": m["dataset"], "format": m.get("format"), "source": m["source"], "kind": "ours",
-           "reference": "", "n_test": m["counts"]["test"]}
-    for key in m["structures"]:
-        for s in STATS:
-            row[f"{key}_{s}"] = _pct(m["dice"][key][s])
-    row["mean_mean"] = _pct(m["dice"]["structure_mean"]["mean"])
-    row["mean_std"] = _pct(m["dice"]["structure_mean"]["std"])
-    for s in ("mean", "ci_low", "ci_high"):
-        row[f"image_mean_{s}"] = _pct(m["dice"]["image_mean"][s])
+    """Mean and seed std from the record's ``dice``; intervals resampling test patients."""
+    dice, patients = _per_image(m), list(m["per_image"]["patient_id"])
+    resamples, seed = _bootstrap(m)
+    row = _row(m, m["source"], "ours", len(dice), len(set(patients)), len(m.get("seeds", [0])))
+    for j, key in enumerate(m["structures"]):
+        summary = m["dice"][key]
+        ci = cluster_bootstrap_ci(_nanmean, dice[:, j], patients, resamples, seed + j)
+        _fill(row, key, summary["mean"], summary["seed_std"], ci)
+    summary = m["dice"]["structure_mean"]
+    ci = cluster_bootstrap_ci(structure_mean, dice, patients, resamples, seed + len(m["structures"]))
+    _fill(row, "mean", summary["mean"], summary["seed_std"], ci)
     return row
 
 
-def _paired_row(m: Mapping, ref: Mapping) -> dict | None:
-    """Per-image difference ``m - ref`` on the test images both were scored on."""
-    ids = list(m["per_image"]["sample_id"])
-    ref_pos = {s: i for i, s in enumerate(ref["per_image"]["sample_id"])}
-    common = [(i, ref_pos[s]) for i, s in enumerate(ids) if s in ref_pos]
+def _paired_row(b: Mapping, a: Mapping) -> dict | None:
+    """``b - a`` on the test images both were scored on (module docstring); None if none."""
+    a_pos = {s: i for i, s in enumerate(a["per_image"]["sample_id"])}
+    common = [(i, a_pos[s]) for i, s in enumerate(b["per_image"]["sample_id"]) if s in a_pos]
     if not common:
         return None
-    a_idx, b_idx = (np.array(v) for v in zip(*common))
-    keys = list(m["structures"])
-    resamples = int(m.get("bootstrap", {}).get("resamples", 1000))
-    seed = int(m.get("bootstrap", {}).get("seed", 0))
-    row = {"dataset": m["dataset"], "format": m.get("format"),
-           "source": f"{m['source']} - {ref['source']} (paired)", "kind": "paired difference",
-           "reference": "", "n_test": len(common)}
-    diffs = []
-    for j, key in enumerate(keys):
-        d = (np.asarray(m["per_image"][key], dtype=float)[a_idx]
-             - np.asarray(ref["per_image"][key], dtype=float)[b_idx])
-        diffs.append(d)
-        summary = summarize(d, resamples, seed + j)
-        for s in STATS:
-            row[f"{key}_{s}"] = _pct(summary[s])
-    means = np.array([row[f"{k}_mean"] for k in keys])
-    means = means[np.isfinite(means)]
-    row["mean_mean"] = float(means.mean()) if means.size else float("nan")
-    row["mean_std"] = float(means.std()) if means.size else float("nan")
-    with np.errstate(all="ignore"):
-        per_image = np.nanmean(np.stack(diffs, axis=1), axis=1)
-    summary = summarize(per_image, resamples, seed + len(keys))
-    for s in ("mean", "ci_low", "ci_high"):
-        row[f"image_mean_{s}"] = _pct(summary[s])
+    b_idx, a_idx = (np.array(v) for v in zip(*common))
+    db, da = _per_image(b)[b_idx], _per_image(a)[a_idx]
+    patients = [b["per_image"]["patient_id"][i] for i in b_idx]
+    resamples, seed = _bootstrap(b)
+    row = _row(b, f"{b['source']} - {a['source']}{PAIRED_SUFFIX}", "paired difference", len(common),
+               len(set(patients)), math.nan)
+    for j, key in enumerate(b["structures"]):
+        fig = paired_difference_figure(_nanmean, da[:, j], db[:, j], patients, resamples, seed + j)
+        _fill(row, key, fig["value"], None, fig["ci"])
+    fig = paired_difference_figure(structure_mean, da, db, patients, resamples, seed + len(b["structures"]))
+    _fill(row, "mean", fig["value"], None, fig["ci"])
     return row
+
+
+def paired_sources(sources: Sequence[str], reference: str = REFERENCE_SOURCE) -> list[tuple[str, str]]:
+    """The (b, a) pairs of the paired rows, in table order: every ``synthetic_<v>`` and
+    ``real+synthetic_<v>`` minus ``real``, then every other ``synthetic_<v>`` minus ``reference``
+    (each only when its a was trained)."""
+    pairs = [(s, REAL_SOURCE) for s in sources if REAL_SOURCE in sources
+             and (s.startswith("synthetic_") or s.startswith(f"{REAL_SOURCE}+synthetic_"))]
+    pairs += [(s, reference) for s in sources if reference in sources
+              and s.startswith("synthetic_") and s != reference]
+    return pairs
 
 
 def _published_rows(dataset: str, fmt: str) -> list[dict]:
     rows = []
     for pub in PUBLISHED:
         row = {"dataset": dataset, "format": fmt, "source": pub["source"], "kind": "published",
-               "reference": pub["reference"], "n_test": float("nan")}
+               "reference": pub["reference"], "n_test": math.nan, "n_patients": math.nan, "n_seeds": math.nan}
         for key in ("lv_endo", "lv_epi", "la", "mean"):
             row[f"{key}_mean"], row[f"{key}_std"] = pub[key]
         rows.append(row)
@@ -127,35 +195,33 @@ def build_table(metrics: Sequence[Mapping], reference: str = REFERENCE_SOURCE) -
     for m in metrics:
         by_dataset.setdefault(m["dataset"], []).append(m)
     rows: list[dict] = []
-    columns = ["dataset", "format", "source", "kind", "reference", "n_test"]
+    columns = ["dataset", "format", "source", "kind", "reference", *COUNTS]
     for dataset, ms in by_dataset.items():
         for key in ms[0]["structures"]:
             columns += [f"{key}_{s}" for s in STATS if f"{key}_{s}" not in columns]
         rows += [_our_row(m) for m in ms]
-        ref = next((m for m in ms if m["source"] == reference), None)
-        if ref is not None:
-            for m in ms:
-                if m["source"].startswith("synthetic_") and m["source"] != reference:
-                    row = _paired_row(m, ref)
-                    if row is not None:
-                        rows.append(row)
+        by_source = {m["source"]: m for m in ms}
+        for b, a in paired_sources(list(by_source), reference):
+            row = _paired_row(by_source[b], by_source[a])
+            if row is not None:
+                rows.append(row)
         if ms[0].get("format") in PUBLISHED_FORMATS:
             rows += _published_rows(dataset, ms[0].get("format"))
-    columns += ["mean_mean", "mean_std", "image_mean_mean", "image_mean_ci_low", "image_mean_ci_high"]
+    columns += [f"mean_{s}" for s in STATS]
     df = pd.DataFrame(rows).reindex(columns=columns)
-    df["n_test"] = df["n_test"].astype("Int64")
+    for count in COUNTS:
+        df[count] = df[count].astype("Int64")
     return df
 
 
 def _structures(df: pd.DataFrame, labels: Mapping[str, str]) -> list[str]:
-    keys = [c[: -len("_mean")] for c in df.columns if c.endswith("_mean")
-            and c not in ("mean_mean", "image_mean_mean")]
+    keys = [c[: -len("_mean")] for c in df.columns if c.endswith("_mean") and c != "mean_mean"]
     return [k for k in keys if k in labels]
 
 
 def _value(row: Mapping, column: str) -> float | None:
     value = row.get(column)
-    return None if value is None or not np.isfinite(value) else float(value)
+    return None if value is None or pd.isna(value) or not np.isfinite(value) else float(value)
 
 
 def _cell(row: Mapping, key: str) -> Cell:
@@ -168,6 +234,18 @@ def _cell(row: Mapping, key: str) -> Cell:
                 std=_value(row, f"{key}_std"), published=row["kind"] == "published")
 
 
+def count_notes(part: pd.DataFrame) -> tuple[str, list[str]]:
+    """What one dataset's table rests on, ``N test images of P patients; K seeds per source``, and
+    its notes (that line, and that there is no interval when P < 2)."""
+    ours = part[part["kind"] == "ours"]
+    n_test, n_patients = int(ours["n_test"].iloc[0]), int(ours["n_patients"].iloc[0])
+    seeds = {str(r["source"]): int(r["n_seeds"]) for r in ours.to_dict("records")}
+    per_source = (f"{next(iter(seeds.values()))} seeds per source" if len(set(seeds.values())) == 1
+                  else "seeds per source: " + ", ".join(f"{s} {k}" for s, k in seeds.items()))
+    counts = f"{n_test} test images of {n_patients} patients; {per_source}"
+    return counts, [f"Test set: {counts}."] + ([NO_INTERVAL] if n_patients < 2 else [])
+
+
 def tables(df: pd.DataFrame, labels: Mapping[str, Mapping[str, str]]) -> list[Table]:
     """One :class:`Table` per dataset of the frame. ``labels[dataset]`` maps structure keys to
     column names."""
@@ -175,17 +253,39 @@ def tables(df: pd.DataFrame, labels: Mapping[str, Mapping[str, str]]) -> list[Ta
     for dataset, part in df.groupby("dataset", sort=False):
         names = labels[dataset]
         keys = _structures(part.dropna(axis=1, how="all"), names)
-        n_test = int(part.loc[part["kind"] == "ours", "n_test"].iloc[0])
+        counts, notes = count_notes(part)
         table = Table(f"segmentation-{dataset.replace('_', '-')}",
-                      f"Dice (%) on the real test split of {dataset} ({n_test} test images), "
-                      "by the source the UNet was trained on",
+                      f"Dice (%) on the real test split of {dataset} ({counts}), by the source the UNet "
+                      "was trained on",
                       ["Training/Validation dataset"], [(names[k],) for k in keys] + [("Mean",)],
                       digits=DIGITS, scientific_below=0.0,
                       tex_labels={names[k]: LATEX_NAMES[k] for k in keys if k in LATEX_NAMES})
         for row in part.to_dict("records"):
             table.rows.append(([row["source"]], [_cell(row, k) for k in keys] + [_cell(row, "mean")]))
-        table.notes = list(NOTES) + [note for kind, note in KIND_NOTES.items() if (part["kind"] == kind).any()]
+        table.notes = (list(NOTES) + notes
+                       + [note for kind, note in KIND_NOTES.items() if (part["kind"] == kind).any()])
         out.append(table)
+    return out
+
+
+def _mean_figure(row: Mapping) -> dict:
+    """The Mean column of a paired frame row as a figure record (:mod:`sonodiff.stats`), in %."""
+    value, low, high = (_value(row, f"mean_{s}") for s in ("mean", "ci_low", "ci_high"))
+    if value is None:
+        return not_available(NO_STRUCTURE)
+    return {"value": value, "ci": [low, high] if low is not None and high is not None else None, "status": "ok",
+            "n": [int(row["n_test"])], "n_patients": int(row["n_patients"]), "n_images": int(row["n_test"])}
+
+
+def difference_rows(table_csv: str | Path) -> dict[str, list[tuple[str, str, dict, bool]]]:
+    """The paired rows of a written table (its CSV) for the report's front page: per dataset,
+    ``(comparison "b - a", FRONT_PAGE_FIGURE, figure of the Mean column, False)`` (False: higher
+    Dice is better)."""
+    df = pd.read_csv(table_csv)
+    out: dict[str, list[tuple[str, str, dict, bool]]] = {}
+    for row in df[df["kind"] == "paired difference"].to_dict("records"):
+        comparison = str(row["source"]).removesuffix(PAIRED_SUFFIX)
+        out.setdefault(str(row["dataset"]), []).append((comparison, FRONT_PAGE_FIGURE, _mean_figure(row), False))
     return out
 
 

@@ -12,10 +12,19 @@ Sources (config ``segment.sources``):
 The test set is always the real test split of the prepared dataset, for every source.
 A set is a DataFrame with columns :data:`SET_COLUMNS`; :class:`PngSegmentationSet` reads its
 pixels (NumPy arrays: this module needs no torch, so the leakage check and the figures stay light).
+
+The network's classes are the prepared ids, or (a recipe without a sector class,
+:mod:`sonodiff.segment.recipes`) the prepared ids with the sector id s merged into background:
+
+    class(i) = 0 (i = s),   i (i < s),   i - 1 (i > s);     id(c) = the i != s with class(i) = c
+
+:class:`LabelClasses` holds both lookups; predictions are mapped back to prepared ids before they
+are scored or written, so Dice is always over the prepared structures.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -87,6 +96,32 @@ def build_sets(prepared_manifest: str | Path, source: str,
         if df.empty:
             raise InputError(prepared_manifest, f"segment source {source}: the {split} set is empty")
     return sets
+
+
+@dataclass(frozen=True)
+class LabelClasses:
+    """Lookups between prepared label ids and the network's classes (module docstring):
+    ``to_class[id]`` and ``to_id[class]``, both int64."""
+
+    to_class: np.ndarray
+    to_id: np.ndarray
+
+    @property
+    def network_classes(self) -> int:
+        """Output channels of the network (the training classes)."""
+        return int(len(self.to_id))
+
+
+def label_classes(num_ids: int, sector_id: int | None, sector_class: bool) -> LabelClasses:
+    """The identity for ``sector_class`` (or a dataset without a sector label), else the sector
+    merged into background (module docstring)."""
+    ids = np.arange(int(num_ids), dtype=np.int64)
+    if sector_class or sector_id is None or not 0 < int(sector_id) < num_ids:
+        return LabelClasses(ids, ids.copy())
+    kept = ids[ids != int(sector_id)]
+    to_class = np.zeros(num_ids, dtype=np.int64)
+    to_class[kept] = np.arange(len(kept))
+    return LabelClasses(to_class, kept)
 
 
 def load_label(path: str | Path, num_classes: int) -> np.ndarray:

@@ -8,14 +8,24 @@ Structures are unions of prepared label ids (the prepared dataset's description,
 - Any other dataset (SegThy-like: thyroid, carotid, jugular; generic): each structure of
   ``dataset.json["structures"]`` by its own id.
 
-The network predicts every prepared class (background, structures, sector); background and
-sector are never scored. For one image and structure S with predicted mask P and true mask T,
+Predictions are prepared id maps (the recipe's classes mapped back,
+:class:`sonodiff.segment.data.LabelClasses`); background and sector are never scored. For one
+image and structure S with predicted mask P and true mask T,
 
     Dice = 2 |P ∩ T| / (|P| + |T|),
 
 NaN where T is empty (MONAI ``ignore_empty=True``): such an image does not count for that
-structure. Summaries (mean, std, 95% bootstrap interval) run over test images
-(:mod:`sonodiff.stats`); the per-image mean is the mean over the structures present.
+structure (and, the truth being the same, for no seed).
+
+Seeds: with Dice d_kij of seed k (K seeds), test image i and structure j, the structure mean of a
+seed is m_kj = nanmean_i d_kij and the papers' "Mean" is M_k = mean_j m_kj. A source's summary
+(:func:`summarize_seeds`) is, per structure and for the Mean,
+
+    mean = (1/K) sum_k m_kj,    seed_std = sqrt(sum_k (m_kj - mean)^2 / (K - 1))   (ddof 1; NaN for K = 1),
+
+and the per-image Dice averaged over seeds is d_ij = (1/K) sum_k d_kij, whose nanmean over images
+equals ``mean``. Intervals (patients resampled) are the segmentation table's
+(:mod:`sonodiff.report.segmentation_table`), from d_ij and the test images' patients.
 """
 
 from __future__ import annotations
@@ -26,7 +36,6 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from sonodiff.errors import InputError
-from sonodiff.stats import summarize
 
 #: CAMUS structures: key -> (display name, prepared ids).
 CAMUS_STRUCTURES = {
@@ -83,27 +92,43 @@ def dice_per_structure(pred, true, structures: Mapping[str, Mapping]) -> np.ndar
     return dice.cpu().numpy().astype(np.float64)
 
 
+def _nanmean(values: np.ndarray) -> float:
+    """Mean of the finite values; NaN (without a warning) when there are none."""
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if x.size else float("nan")
+
+
+def structure_means(dice: np.ndarray) -> np.ndarray:
+    """m_j = nanmean_i d_ij per structure (S,) of Dice (N, S); NaN for a structure in no image."""
+    return np.array([_nanmean(c) for c in np.asarray(dice, dtype=np.float64).T])
+
+
 def mean_dice(dice: np.ndarray) -> float:
-    """One number for model selection: the mean over structures of the per-structure mean Dice."""
-    with np.errstate(all="ignore"):
-        per_structure = np.array([np.nanmean(c) if np.isfinite(c).any() else np.nan for c in dice.T])
-    return float(np.nanmean(per_structure)) if np.isfinite(per_structure).any() else 0.0
+    """One number for model selection: the mean over structures of the per-structure mean Dice
+    (0 when no structure is in any image)."""
+    value = _nanmean(structure_means(dice))
+    return value if np.isfinite(value) else 0.0
 
 
-def summarize_dice(dice: np.ndarray, keys: Sequence[str], resamples: int, seed: int) -> dict:
-    """Per structure and for the per-image mean: mean, std, 95% bootstrap interval, n.
+def _across_seeds(values: np.ndarray) -> dict:
+    """Mean, std (ddof 1; NaN for one seed) and the values of one quantity over seeds."""
+    x = np.asarray(values, dtype=np.float64)
+    finite = x[np.isfinite(x)]
+    return {"mean": _nanmean(x),
+            "seed_std": float(finite.std(ddof=1)) if finite.size > 1 else float("nan"),
+            "per_seed": [float(v) for v in x]}
 
-    Also ``structure_mean`` as the papers' "Mean" column: the mean and standard deviation (ddof 0)
-    of the per-structure means (e.g. Echo from noise: 88.5, 92.3, 86.3 -> 89.0 ± 2.5).
-    """
-    out = {key: summarize(dice[:, j], resamples, seed + j) for j, key in enumerate(keys)}
-    with np.errstate(all="ignore"):
-        per_image = np.array([np.nanmean(r) if np.isfinite(r).any() else np.nan for r in dice])
-    out["image_mean"] = summarize(per_image, resamples, seed + len(keys))
-    means = np.array([out[k]["mean"] for k in keys], dtype=np.float64)
-    means = means[np.isfinite(means)]
-    out["structure_mean"] = {
-        "mean": float(means.mean()) if means.size else float("nan"),
-        "std": float(means.std()) if means.size else float("nan"),
-    }
+
+def summarize_seeds(dice: np.ndarray, keys: Sequence[str]) -> dict:
+    """Summary over seeds of Dice (K, N, S) (module docstring): per structure ``key`` and for
+    ``structure_mean`` (the papers' Mean column), ``{"mean", "seed_std", "per_seed"}``."""
+    means = np.stack([structure_means(d) for d in dice])             # (K, S): m_kj
+    out = {key: _across_seeds(means[:, j]) for j, key in enumerate(keys)}
+    out["structure_mean"] = _across_seeds(np.array([_nanmean(m) for m in means]))   # M_k
     return out
+
+
+def seed_mean_dice(dice: np.ndarray) -> np.ndarray:
+    """d_ij = (1/K) sum_k d_kij (N, S) from Dice (K, N, S); NaN where the structure is absent."""
+    return np.asarray(dice, dtype=np.float64).mean(axis=0)

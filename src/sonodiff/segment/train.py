@@ -1,26 +1,33 @@
-"""Train the downstream UNet on one source and test it on the real test split.
+"""Train the downstream UNet on one source for every seed and test each seed's best model.
 
-Echo from noise, section 2.2: a 2D UNet (MONAI's ``UNet``; channels/strides from config
-``segment``) trained with Adam (lr from
-config, betas 0.9/0.999) on the DiceCE loss
+Echo from noise, section 2.2: a 2D UNet (MONAI's ``UNet``; channels, strides and
+``num_res_units`` from config ``segment``, the activation from the recipe) trained with Adam
+(betas 0.9/0.999) at the rate lr(s) of the recipe (:mod:`sonodiff.segment.recipes`) on the recipe's
+loss, over the recipe's classes (:class:`sonodiff.segment.data.LabelClasses`):
 
-    L = L_Dice(softmax(z), onehot(y)) + L_CE(z, y)
+    dice_ce:  L = L_Dice(softmax(z), onehot(y)) + L_CE(z, y)      (MONAI ``DiceCELoss``)
+    ce:       L = L_CE(z, y) = -(1/|pixels|) sum_p log softmax(z_p)[y_p]   (``torch.nn.CrossEntropyLoss``)
 
-over every prepared class (background, structures and the sector label: the network learns the
-whole label map, as the label maps that drive the diffusion models have it; only structures are
-scored). Every source trains the same number of optimiser steps, ``segment.steps`` (a synthetic
-source with five times the images gets no more updates than the real one); every
-``segment.val_every`` steps (and at the last) the validation set is segmented and the model with
-the best validation mean Dice (mean over scored structures,
+Only structures are scored. Every source trains the same number of optimiser steps,
+``segment.steps`` (a synthetic source with five times the images gets no more updates than the real
+one); every ``segment.val_every`` steps (and at the last) the validation set is segmented
+(unaugmented) and the model with the best validation mean Dice (mean over scored structures,
 :func:`sonodiff.segment.evaluate.mean_dice`) is kept.
 
-Data order: with N training images and batch size B, step s reads positions p = s B + j
-(j < B); position p is image ``perm_e[p mod N]`` of pass ``e = p div N``, ``perm_e`` a permutation
-drawn from ``derive_seed(seed, "segment", e)``: a pure function of (seed, step). Weights are
-initialised under ``torch.manual_seed(seed)``. An interrupted run resumed from ``last.pt`` (in the
-checkpoints folder beside the model, :data:`sonodiff.contracts.layout.CHECKPOINTS`, written at every
-validation) therefore continues exactly as an uninterrupted one. Checkpoints are written
-atomically and read with ``weights_only=True``.
+Seeds: one job trains each seed k of ``segment.seeds`` in turn. For seed k, weights are initialised
+under ``torch.manual_seed(k)``; with N training images and batch size B, step s reads positions
+p = s B + j (j < B), position p being image ``perm_e[p mod N]`` of pass ``e = p div N``, ``perm_e`` a
+permutation drawn from ``derive_seed(k, "segment", e)``; augmentation (recipes with it) draws from
+``derive_seed(k, "segment-augment", s)`` (:mod:`sonodiff.segment.augment`). A step is thus a pure
+function of (k, s). Each seed has its own checkpoint folder, ``seed_<k>/`` in the checkpoints
+folder beside the model (:data:`sonodiff.contracts.layout.CHECKPOINTS`), whose ``last.pt`` is
+written at every validation: a job killed during seed k resumes seed k from it exactly as an
+uninterrupted run continues, and a finished seed resumes at its last step (no training).
+Checkpoints are written atomically and read with ``weights_only=True``.
+
+The job's ``model.pt`` holds every seed's best weights; ``predictions.npz`` holds the first seed's
+test predictions (the contour figure shows one model); the record keeps per-seed results and the
+per-image Dice of every seed (:func:`segmentation_record`).
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import json
 import logging
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -42,33 +49,56 @@ from sonodiff.contracts.segmentation import write_predictions, write_segment_rec
 from sonodiff.device import resolve_device
 from sonodiff.io import atomic_path
 from sonodiff.seeds import derive_seed
-from sonodiff.segment.data import PngSegmentationSet, build_sets
-from sonodiff.segment.evaluate import dice_per_structure, mean_dice, structure_definitions, summarize_dice
+from sonodiff.segment.augment import augment_batch, echo_from_noise_transform
+from sonodiff.segment.data import LabelClasses, PngSegmentationSet, build_sets, label_classes
+from sonodiff.segment.evaluate import (dice_per_structure, mean_dice, seed_mean_dice, structure_definitions,
+                                       summarize_seeds)
+from sonodiff.segment.recipes import Recipe, get_recipe
 from sonodiff.segment.sources import check_network
 
 log = logging.getLogger(__name__)
 
-#: Keys of ``segment`` that do not change a run's trajectory up to a given step.
-NON_TRAJECTORY_KEYS = ("steps", "sources")
+#: Keys of ``segment`` that do not change one seed's trajectory up to a given step (``steps`` does
+#: under a recipe whose rate depends on it: :func:`fingerprint`).
+NON_TRAJECTORY_KEYS = ("steps", "sources", "seeds")
+#: Keys of ``segment`` that shape the network (stored in ``model.pt`` with the activation).
+NETWORK_KEYS = ("channels", "strides", "num_res_units")
 
 
-def build_unet(n_classes: int, seg: Mapping) -> torch.nn.Module:
-    """MONAI ``UNet(spatial_dims=2, in_channels=1, out_channels=n_classes, ...)`` from ``segment``.
+def network_spec(seg: Mapping, recipe: Recipe) -> dict:
+    """The UNet's shape (``NETWORK_KEYS`` of ``segment``) and the recipe's activation (``act``)."""
+    return {**{k: seg[k] for k in NETWORK_KEYS}, "act": recipe.activation}
+
+
+def build_unet(n_classes: int, network: Mapping) -> torch.nn.Module:
+    """MONAI ``UNet(spatial_dims=2, in_channels=1, out_channels=n_classes, ...)`` from :func:`network_spec`.
 
     MONAI is imported here, not at module level: ``import monai`` costs seconds (torchvision,
     ``torch._dynamo``) that only the jobs that build a network should pay.
     """
     from monai.networks.nets import UNet
 
-    return UNet(spatial_dims=2, in_channels=1, out_channels=int(n_classes), channels=list(seg["channels"]),
-                strides=list(seg["strides"]), num_res_units=int(seg["num_res_units"]))
+    act = network["act"]
+    return UNet(spatial_dims=2, in_channels=1, out_channels=int(n_classes), channels=list(network["channels"]),
+                strides=list(network["strides"]), num_res_units=int(network["num_res_units"]),
+                act=tuple(act) if isinstance(act, list) else act)
 
 
-def dice_ce_loss() -> torch.nn.Module:
+def dice_ce_loss() -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """MONAI's ``DiceCELoss(to_onehot_y=True, softmax=True)``: logits (B, C, H, W), ids (B, 1, H, W)."""
     from monai.losses import DiceCELoss
 
     return DiceCELoss(to_onehot_y=True, softmax=True)
+
+
+def cross_entropy_loss() -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``torch.nn.CrossEntropyLoss`` (mean over pixels) of logits (B, C, H, W) and ids (B, 1, H, W)."""
+    ce = torch.nn.CrossEntropyLoss()
+    return lambda logits, labels: ce(logits, labels[:, 0])
+
+
+#: Losses by the recipe's ``loss`` name.
+LOSSES = {"dice_ce": dice_ce_loss, "ce": cross_entropy_loss}
 
 
 def _save(obj: Any, path: Path) -> None:
@@ -76,13 +106,27 @@ def _save(obj: Any, path: Path) -> None:
         torch.save(obj, tmp)
 
 
-def load_segmenter(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
-    """The best model of a run (``model.pt``) and its checkpoint dict, loaded ``weights_only``."""
+def save_segmenters(path: str | Path, fits: Sequence[Mapping], network: Mapping, classes: LabelClasses,
+                    structures: Mapping, meta: Mapping | None = None) -> None:
+    """Write ``model.pt``: the network, the class -> prepared id lookup, and per seed its best
+    weights, step and validation Dice (``fits``: results of :func:`fit`)."""
+    _save({"num_classes": classes.network_classes, "network": dict(network), "to_id": classes.to_id.tolist(),
+           "structures": dict(structures), "meta": dict(meta or {}),
+           "seeds": [{"seed": f["seed"], "step": f["best_step"], "val_dice": f["best_val_dice"],
+                      "state_dict": f["state_dict"]} for f in fits]}, Path(path))
+
+
+def load_segmenter(path: str | Path, seed: int | None = None,
+                   device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+    """The best model of ``seed`` (default: the first) from ``model.pt``, in eval mode, and the
+    file's dict with that seed's entry (``seed``, ``step``, ``val_dice``) merged in."""
     ckpt = torch.load(path, map_location=device, weights_only=True)
+    entries = {e["seed"]: e for e in ckpt["seeds"]}
+    entry = entries[ckpt["seeds"][0]["seed"] if seed is None else int(seed)]
     model = build_unet(ckpt["num_classes"], ckpt["network"]).to(device)
-    model.load_state_dict(ckpt["state_dict"])
+    model.load_state_dict(entry["state_dict"])
     model.eval()
-    return model, ckpt
+    return model, {**{k: v for k, v in ckpt.items() if k != "seeds"}, **entry}
 
 
 @lru_cache(maxsize=4)
@@ -97,20 +141,22 @@ def batch_indices(n: int, step: int, batch_size: int, seed: int) -> np.ndarray:
 
 
 def _tensors(arrays: tuple[np.ndarray, np.ndarray], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    return tuple(torch.from_numpy(a).to(device) for a in arrays)  # type: ignore[return-value]
+    return tuple(torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in arrays)  # type: ignore[return-value]
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, dataset: PngSegmentationSet, device: torch.device,
-            batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted (argmax) and true id maps, each uint8 (N, H, W), in dataset order."""
+def predict(model: torch.nn.Module, dataset: PngSegmentationSet, device: torch.device, batch_size: int,
+            to_id: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted and true prepared id maps, each uint8 (N, H, W), in dataset order: the argmax class
+    mapped to its prepared id by ``to_id`` (:class:`LabelClasses`; None: class = id)."""
     model.eval()
     preds, trues = [], []
     for start in range(0, len(dataset), batch_size):
         image, label = _tensors(dataset.batch(range(start, min(start + batch_size, len(dataset)))), device)
-        preds.append(model(image).argmax(dim=1).to(torch.uint8).cpu())
-        trues.append(label[:, 0].to(torch.uint8).cpu())
-    return torch.cat(preds).numpy(), torch.cat(trues).numpy()
+        preds.append(model(image).argmax(dim=1).cpu().numpy())
+        trues.append(label[:, 0].to(torch.uint8).cpu().numpy())
+    pred = np.concatenate(preds)
+    return (pred if to_id is None else np.asarray(to_id)[pred]).astype(np.uint8), np.concatenate(trues)
 
 
 def validation_steps(steps: int, val_every: int) -> list[int]:
@@ -118,133 +164,197 @@ def validation_steps(steps: int, val_every: int) -> list[int]:
     return sorted(set(range(val_every, steps + 1, val_every)) | {steps})
 
 
-def _fingerprint(seg: Mapping, train: PngSegmentationSet, val: PngSegmentationSet) -> str:
-    """What a resumed run must share with the interrupted one (everything but the step count)."""
+def fingerprint(seg: Mapping, seed: int, recipe: Recipe, train: PngSegmentationSet,
+                val: PngSegmentationSet) -> str:
+    """What a resumed seed must share with the interrupted one: the settings but
+    ``NON_TRAJECTORY_KEYS`` (``steps`` kept when the recipe's rate depends on it), the seed, the sets."""
     keys = {k: v for k, v in seg.items() if k not in NON_TRAJECTORY_KEYS}
+    if recipe.depends_on_steps:
+        keys["steps"] = seg["steps"]
     ids = [list(train.table["sample_id"]), list(val.table["sample_id"])]
-    return hashlib.sha256(json.dumps([keys, ids], sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps([keys, int(seed), ids], sort_keys=True).encode()).hexdigest()
+
+
+def _resume(last: Path | None, key: str, checks: list[int], model: torch.nn.Module,
+            optimizer: torch.optim.Optimizer, state: dict, device: torch.device) -> dict:
+    """The state of ``last`` loaded into ``model`` and ``optimizer`` when it belongs to this run
+    (same fingerprint, its step a validation step of this run); else ``state`` unchanged."""
+    if last is None or not last.is_file():
+        return state
+    ckpt = torch.load(last, map_location=device, weights_only=True)
+    if ckpt.get("fingerprint") != key or ckpt.get("step") not in checks:
+        log.info("ignoring %s: different settings, sets or validation steps", last)
+        return state
+    model.load_state_dict(ckpt["state_dict"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    log.info("resumed from %s at step %d", last, ckpt["step"])
+    return {k: ckpt[k] for k in state}
+
+
+class _Batches:
+    """Training batches of one seed: data order, the recipe's augmentation, ids -> classes."""
+
+    def __init__(self, train_set: PngSegmentationSet, seed: int, batch_size: int, recipe: Recipe,
+                 classes: LabelClasses, device: torch.device):
+        self.train_set, self.seed, self.batch_size, self.device = train_set, seed, batch_size, device
+        self.to_class = classes.to_class
+        self.transform = echo_from_noise_transform(train_set.img_size) if recipe.augment else None
+
+    def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = self.train_set.batch(batch_indices(len(self.train_set), step, self.batch_size, self.seed))
+        labels = self.to_class[labels]
+        if self.transform is not None:
+            images, labels = augment_batch(self.transform, images, labels, self.seed, step)
+        return _tensors((images, labels), self.device)
 
 
 def fit(train_set: PngSegmentationSet, val_set: PngSegmentationSet, structures: Mapping[str, Mapping],
-        seg: Mapping, device: torch.device, out_model: str | Path, meta: Mapping | None = None,
+        seg: Mapping, seed: int, device: torch.device, classes: LabelClasses | None = None,
         checkpoint_dir: str | Path | None = None, progress: bool = True) -> dict:
-    """Train ``segment.steps`` steps (module docstring); write the best model to ``out_model``;
-    return ``{"best_step", "best_val_dice", "history"}``, history one row per validation
-    (``step``, ``loss``: mean training loss since the previous row, ``val_dice``).
+    """Train one seed for ``segment.steps`` steps with ``segment.recipe`` (module docstring) over
+    ``classes`` (None: every prepared id is a class).
 
-    ``meta`` is stored in ``out_model`` beside the weights (e.g. the resolved config).
-    With ``checkpoint_dir`` the state after every validation goes to ``last.pt`` there, and a run
-    with the same settings and sets resumes from it (when its step is a validation step of this run).
+    Returns ``{"seed", "best_step", "best_val_dice", "history", "state_dict"}`` (the best weights;
+    history one row per validation: ``step``, ``lr``, ``loss``: mean training loss since the
+    previous row, ``val_dice``). With ``checkpoint_dir`` the state after every validation goes to
+    ``last.pt`` there, and a run of this seed with the same settings and sets resumes from it.
     """
-    n_classes = train_set.num_classes
-    seed, steps, batch = int(seg["seed"]), int(seg["steps"]), int(seg["batch_size"])
+    recipe = get_recipe(seg["recipe"])
+    classes = classes or label_classes(train_set.num_classes, None, True)
+    steps, batch, lr = int(seg["steps"]), int(seg["batch_size"]), float(seg["lr"])
     checks = validation_steps(steps, int(seg["val_every"]))
-    torch.manual_seed(seed)
-    model = build_unet(n_classes, seg).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=float(seg["lr"]), betas=(0.9, 0.999))
-    fingerprint = _fingerprint(seg, train_set, val_set)
-    state = {"step": 0, "best_step": 0, "best_val_dice": -1.0, "history": [], "best_state_dict": None}
+    torch.manual_seed(int(seed))
+    model = build_unet(classes.network_classes, network_spec(seg, recipe)).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.learning_rate(lr, 0, steps), betas=(0.9, 0.999))
+    key = fingerprint(seg, seed, recipe, train_set, val_set)
     last = Path(checkpoint_dir) / "last.pt" if checkpoint_dir else None
-    if last is not None and last.is_file():
-        ckpt = torch.load(last, map_location=device, weights_only=True)
-        if ckpt.get("fingerprint") == fingerprint and ckpt.get("step") in checks:
-            model.load_state_dict(ckpt["state_dict"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            state = {k: ckpt[k] for k in state}
-            log.info("resumed from %s at step %d", last, state["step"])
-        else:
-            log.info("ignoring %s: different settings, sets or validation steps", last)
-
-    loss_fn = dice_ce_loss()
-    bar = tqdm(total=steps, initial=state["step"], desc="segmenter", unit="step", disable=not progress)
+    state = _resume(last, key, checks, model, optimizer,
+                    {"step": 0, "best_step": 0, "best_val_dice": -1.0, "history": [], "best_state_dict": None},
+                    device)
+    batches, loss_fn = _Batches(train_set, int(seed), batch, recipe, classes, device), LOSSES[recipe.loss]()
+    bar = tqdm(total=steps, initial=state["step"], desc=f"segmenter seed {seed}", unit="step", disable=not progress)
     total, count = 0.0, 0
     for step in range(state["step"], steps):
         model.train()
-        image, label = _tensors(train_set.batch(batch_indices(len(train_set), step, batch, seed)), device)
+        image, label = batches(step)
+        for group in optimizer.param_groups:
+            group["lr"] = recipe.learning_rate(lr, step, steps)
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model(image), label)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite segmentation loss at step {step + 1}")
+            raise FloatingPointError(f"non-finite segmentation loss at step {step + 1} (seed {seed})")
         loss.backward()
         optimizer.step()
         total, count = total + float(loss.detach()), count + 1
         bar.update(1)
         if step + 1 not in checks:
             continue
-        pred, true = predict(model, val_set, device, batch)
+        pred, true = predict(model, val_set, device, batch, classes.to_id)
         val = mean_dice(dice_per_structure(pred, true, structures))
-        row = {"step": step + 1, "loss": total / max(count, 1), "val_dice": val}
+        row = {"step": step + 1, "lr": optimizer.param_groups[0]["lr"], "loss": total / max(count, 1), "val_dice": val}
         total, count = 0.0, 0
         state["history"].append(row)
         if val > state["best_val_dice"]:
             state.update(best_step=step + 1, best_val_dice=val,
                          best_state_dict={k: v.detach().clone() for k, v in model.state_dict().items()})
         state["step"] = step + 1
-        log.info("step %d loss %.4f val Dice %.4f (best %.4f at %d)", step + 1, row["loss"], val,
+        log.info("seed %d step %d loss %.4f val Dice %.4f (best %.4f at %d)", seed, step + 1, row["loss"], val,
                  state["best_val_dice"], state["best_step"])
         bar.set_postfix(loss=f"{row['loss']:.3f}", val_dice=f"{val:.3f}")
         if last is not None:
             _save({**state, "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
-                   "fingerprint": fingerprint}, last)
+                   "fingerprint": key}, last)
     bar.close()
+    return {"seed": int(seed), "best_step": state["best_step"], "best_val_dice": state["best_val_dice"],
+            "history": state["history"], "state_dict": state["best_state_dict"]}
 
-    network = {k: seg[k] for k in ("channels", "strides", "num_res_units")}
-    _save({"state_dict": state["best_state_dict"], "num_classes": n_classes, "network": network,
-           "structures": dict(structures), "step": state["best_step"],
-           "val_dice": state["best_val_dice"], "meta": dict(meta or {})}, Path(out_model))
-    return {"best_step": state["best_step"], "best_val_dice": state["best_val_dice"],
-            "history": state["history"]}
+
+def evaluate_seed(result: Mapping, test_set: PngSegmentationSet, structures: Mapping[str, Mapping],
+              network: Mapping, classes: LabelClasses, device: torch.device,
+              batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions (N, H, W) of one seed's best model on the test set and their Dice (N, S)."""
+    model = build_unet(classes.network_classes, network).to(device)
+    model.load_state_dict(result["state_dict"])
+    pred, true = predict(model, test_set, device, batch_size, classes.to_id)
+    return pred, dice_per_structure(pred, true, structures)
+
+
+def _columns(dice: np.ndarray, keys: Sequence[str]) -> dict[str, list[float]]:
+    """Dice (N, S) as one list per structure key."""
+    return {k: [float(x) for x in dice[:, j]] for j, k in enumerate(keys)}
+
+
+def segmentation_record(info: Mapping, source: str, structures: Mapping, sets: Mapping, fits: Sequence[Mapping],
+                        dice: np.ndarray, cfg: Mapping, device: torch.device) -> dict:
+    """The segmentation record of one source (:mod:`sonodiff.contracts.segmentation`).
+
+    ``dice`` is (K, N, S): seed, test image, structure. ``dice`` of the record is
+    :func:`~sonodiff.segment.evaluate.summarize_seeds`; ``per_image`` holds the test images'
+    ``sample_id`` and ``patient_id``, per structure the Dice averaged over seeds and, in ``by_seed``,
+    every seed's; ``per_seed`` each seed's training result; ``bootstrap`` the settings of the table's
+    patient-level intervals (``metrics.bootstrap`` resamples, the master ``seed``).
+    """
+    seg, keys, test = cfg["segment"], list(structures), sets["test"]
+    return {
+        "dataset": cfg.get("dataset"),
+        "format": info.get("format"),
+        "source": source,
+        "recipe": seg["recipe"],
+        "seeds": [f["seed"] for f in fits],
+        "structures": dict(structures),
+        "dice": summarize_seeds(dice, keys),
+        "bootstrap": {"resamples": int(cfg.get("metrics", {}).get("bootstrap", 1000)), "level": 0.95,
+                      "seed": int(cfg.get("seed", 0)), "unit": "patient_id"},
+        "counts": {"train": len(sets["train"]), "val": len(sets["val"]), "test": len(test),
+                   "test_patients": int(test["patient_id"].nunique()), "seeds": len(fits)},
+        "train": {"steps": int(seg["steps"]), "val_every": int(seg["val_every"])},
+        "per_seed": [{k: f[k] for k in ("seed", "best_step", "best_val_dice", "history")} for f in fits],
+        "per_image": {"sample_id": list(test["sample_id"]), "patient_id": list(test["patient_id"]),
+                      **_columns(seed_mean_dice(dice), keys),
+                      "by_seed": [{"seed": f["seed"], **_columns(d, keys)} for f, d in zip(fits, dice)]},
+        "segment": dict(seg),
+        "device": str(device),
+    }
 
 
 def run_segmentation(dataset: PreparedDataset, source: str, samples_manifests: Mapping[str, str | Path],
                      cfg: Mapping, record: str | Path, model: str | Path, predictions: str | Path,
                      threads: int | None = None, progress: bool = True) -> dict:
-    """One ``train_segmenter`` job: build the sets of ``source``, train, test on real test images.
+    """One ``train_segmenter`` job: build the sets of ``source``, train every seed of
+    ``segment.seeds`` in turn, test each seed's best model on the real test images.
 
-    ``cfg`` is the resolved job config (keys ``segment``, ``metrics.bootstrap``, ``device``,
-    ``dataset``, ``variant``...). Writes ``model`` (best weights; checkpoints go to the
-    checkpoints folder beside it), ``predictions`` (``sample_id`` and predicted id maps of the
-    test images) and the segmentation ``record`` (Dice per structure: mean, std, 95% bootstrap
-    interval; per-image Dice; training history), through :mod:`sonodiff.contracts.segmentation`.
+    ``cfg`` is the resolved job config (keys ``segment``, ``metrics.bootstrap``, ``seed``,
+    ``device``, ``dataset``...). Writes ``model`` (every seed's best weights; checkpoints per seed
+    in the checkpoints folder beside it), ``predictions`` (``sample_id`` and the first seed's
+    predicted id maps of the test images) and the segmentation ``record``
+    (:func:`segmentation_record`), through :mod:`sonodiff.contracts.segmentation`.
     """
     if threads:
         torch.set_num_threads(int(threads))
     seg = cfg["segment"]
-    img_size = dataset.img_size
-    check_network(img_size, seg)
+    recipe = get_recipe(seg["recipe"])
+    check_network(dataset.img_size, seg)
     structures = structure_definitions(dataset.info, dataset.info_path)
-    n_classes = int(dataset.num_classes)
+    classes = label_classes(int(dataset.num_classes), dataset.sector_id, recipe.sector_class)
     sets = build_sets(dataset.manifest, source, samples_manifests)
-    data = {k: PngSegmentationSet(v, n_classes, img_size) for k, v in sets.items()}
+    data = {k: PngSegmentationSet(v, int(dataset.num_classes), dataset.img_size) for k, v in sets.items()}
     device = resolve_device(cfg.get("device", "auto"))
-    log.info("source %s: %d train, %d val, %d test images on %s", source,
-             *(len(data[k]) for k in ("train", "val", "test")), device)
+    log.info("source %s, recipe %s: %d train, %d val, %d test images on %s, %d classes, seeds %s", source,
+             recipe.name, *(len(data[k]) for k in ("train", "val", "test")), device, classes.network_classes,
+             list(seg["seeds"]))
 
-    result = fit(data["train"], data["val"], structures, seg, device, model,
-                 meta={"config": dict(cfg), "source": source},
-                 checkpoint_dir=Path(model).parent / layout.CHECKPOINTS, progress=progress)
-    best, _ = load_segmenter(model, device)
-    pred, true = predict(best, data["test"], device, int(seg["batch_size"]))
-    dice = dice_per_structure(pred, true, structures)
-    keys = list(structures)
-    resamples = int(cfg.get("metrics", {}).get("bootstrap", 1000))
-    test = sets["test"]
-    metrics = {
-        "dataset": cfg.get("dataset"),
-        "format": dataset.info.get("format"),
-        "source": source,
-        "structures": structures,
-        "dice": summarize_dice(dice, keys, resamples, int(seg["seed"])),
-        "bootstrap": {"resamples": resamples, "level": 0.95, "seed": int(seg["seed"])},
-        "counts": {"train": len(sets["train"]), "val": len(sets["val"]), "test": len(test),
-                   "test_patients": int(test["patient_id"].nunique())},
-        "train": {"best_step": result["best_step"], "best_val_dice": result["best_val_dice"],
-                  "steps": int(seg["steps"]), "val_every": int(seg["val_every"]), "history": result["history"]},
-        "per_image": {"sample_id": list(test["sample_id"]),
-                      **{k: [float(x) for x in dice[:, j]] for j, k in enumerate(keys)}},
-        "segment": dict(seg),
-        "device": str(device),
-    }
-    write_predictions(predictions, list(test["sample_id"]), pred)
+    network, checkpoints = network_spec(seg, recipe), Path(model).parent / layout.CHECKPOINTS
+    fits, preds, dice = [], [], []
+    for seed in seg["seeds"]:
+        result = fit(data["train"], data["val"], structures, seg, int(seed), device, classes,
+                     checkpoint_dir=checkpoints / f"seed_{int(seed)}", progress=progress)
+        pred, d = evaluate_seed(result, data["test"], structures, network, classes, device, int(seg["batch_size"]))
+        fits.append(result)
+        preds.append(pred)
+        dice.append(d)
+    save_segmenters(model, fits, network, classes, structures,
+                    meta={"config": dict(cfg), "source": source})
+    metrics = segmentation_record(dataset.info, source, structures, sets, fits, np.stack(dice), cfg, device)
+    write_predictions(predictions, list(sets["test"]["sample_id"]), preds[0])
     write_segment_record(record, metrics)
     return metrics
