@@ -43,6 +43,7 @@ TEST_CONFIG = ROOT / "config" / "test.yaml"
 DAG_TESTS = ("tests/test_slurm.py::", "tests/test_workflow.py::test_tiny_dag_runs")
 
 
+@pytest.hookimpl(optionalhook=True)  # without xdist (-p no:xdist) the hook does not exist
 def pytest_xdist_make_scheduler(config, log):
     """pytest-xdist's scheduling for ``make test -n N``: the :data:`DAG_TESTS` are one work unit
     (the DAG runs once, one cluster is up at a time), sent out first since it is the longest

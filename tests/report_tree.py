@@ -21,7 +21,7 @@ from sonodiff.contracts.metrics_record import write_metrics_record
 from sonodiff.contracts.model_file import TRAIN_LOG_COLUMNS
 from sonodiff.contracts.samples import FINAL_STEP, sample_image_path, write_samples, write_snapshots
 from sonodiff.diffusion.depth import convex_depth, depth_from_sector_mask
-from sonodiff.io import read_png, write_png, write_text
+from sonodiff.io import read_png, write_json, write_png, write_text
 from sonodiff.metrics.physics import depth_bins, depth_profiles, profile_curves
 
 BENCH_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
@@ -128,14 +128,23 @@ def make_metrics(path: str, dataset: str, variant: str, data: dict, synthetic: l
     depth = ((np.arange(bins.shape[0]) + 0.5) / bins.shape[0]).tolist()
     na = {"value": None, "ci": None, "status": "n/a", "reason": "not computed in the report's test tree"}
     write_metrics_record(path, {
-        "dataset": dataset, "variant": variant, "fid": {"64": na}, "paired": {"ssim": {"mean": na}},
-        "physics": {"depth_profile": {"l1": na, "probe": data["probe"], "depth": depth,
-                                      **profile_curves(p_syn, p_real)}}})
+        "dataset": dataset, "variant": variant, "counts": {}, "fid": {"64": na}, "kid": {"64": na},
+        "paired": {"ssim": {"mean": na}},
+        "physics": {"rows": [{"metric": "depth profile", "region": "sector", "quantity": "L1 synthetic vs real", **na}],
+                    "depth_profile": {"probe": data["probe"], "depth": depth, **profile_curves(p_syn, p_real)}}})
+
+
+def make_differences(path: str, dataset: str, variants) -> None:
+    """Variant differences: a depth-profile L1 that the last variant lowers, with its interval."""
+    row = {"metric": "depth profile", "region": "sector", "quantity": "L1 synthetic vs real",
+           "value": -0.02, "ci": [-0.03, -0.01], "status": "ok", "n": [20, 4], "n_clusters": [3, 3]}
+    write_json(path, {"dataset": dataset, "reference": variants[0], "sign": f"variant minus {variants[0]}",
+                      "counts": {}, "variants": {v: {"physics": {"rows": [row]}} for v in variants[1:]}})
 
 
 def make_tables(layout: Layout, datasets, variants) -> None:
-    recs = [{"dataset": d, "variant": v, "value": 1.5, "ci_low": 1.2, "ci_high": 1.8, "published": 2.0}
-            for d in datasets for v in variants]
+    recs = [{"dataset": d, "variant": v, "kind": "ours", "value": 1.5, "ci_low": 1.2, "ci_high": 1.8,
+             "published": 2.0} for d in datasets for v in variants]
     for t in TABLES:
         write_text(layout("table", name=t, fmt="csv"), pd.DataFrame(recs).rename(columns={"value": f"{t}_value"})
                    .to_csv(index=False))
@@ -161,5 +170,6 @@ def make_results_tree(root: Path, config: dict) -> Path:
             write_text(layout.benchmark("train_diffusion", f"{d}_{v}"),
                        BENCH_HEADER + f"{3 + i}\t0:00:03\t500\t1\t1\t1\t0\t0\t0\t2\n")
         _png(Path(layout("figure", kind="segment", name=d)), rng.integers(0, 255, (120, 240)))
+        make_differences(layout("metrics_differences", dataset=d), d, variants)
     make_tables(layout, datasets, variants)
     return results

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from sonodiff.config import load_config, resolve, schema_markdown, validate_config
+from sonodiff.config import guidance_weight, load_config, resolve, schema_markdown, validate_config
 from sonodiff.errors import InputError
 
 
@@ -110,3 +110,51 @@ def test_variant_overrides_diffusion_only_for_that_variant(default_config):
 def test_config_readme_lists_every_key(repo_root):
     readme = (repo_root / "config" / "README.md").read_text()
     assert schema_markdown() in readme, "regenerate with: python -m sonodiff.config"
+
+
+def test_augment_override_applies_to_that_dataset_only(default_config, repo_root):
+    cfg = copy.deepcopy(default_config)
+    cfg["datasets"]["phantom_segthy"]["augment"] = {"copies": 0}
+    cfg = validate_config(cfg)
+    assert resolve(cfg, "phantom_segthy")["augment"]["copies"] == 0
+    assert resolve(cfg, "phantom_camus")["augment"]["copies"] == 5
+    assert resolve(cfg, "phantom_segthy")["augment"]["splits"] == ["train", "val"]   # the other keys merged
+    assert "augment" not in resolve(cfg, "phantom_segthy")["data"]
+    cfg["datasets"]["phantom_segthy"]["augment"] = {"copies": -1}
+    with pytest.raises(InputError, match=r"^config key datasets.phantom_segthy.augment -> copies:"):
+        validate_config(cfg)
+    paper = load_config(repo_root / "config" / "paper.yaml")
+    assert resolve(paper, "camus")["augment"]["copies"] == 5 and resolve(paper, "segthy")["augment"]["copies"] == 0
+
+
+def test_vlb_convention_key(default_config, repo_root):
+    assert default_config["diffusion"]["vlb_convention"] == "sum"
+    paper = load_config(repo_root / "config" / "paper.yaml")
+    assert (paper["diffusion"]["vlb_convention"], paper["diffusion"]["vlb_weight"]) == ("per_step", 0.001)
+    cfg = copy.deepcopy(default_config)
+    del cfg["diffusion"]["vlb_convention"]
+    assert validate_config(cfg)["diffusion"]["vlb_convention"] == "sum"   # the schema's default: today's loss
+    cfg["diffusion"]["vlb_convention"] = "mean"
+    with pytest.raises(InputError, match="^config key diffusion.vlb_convention:"):
+        validate_config(cfg)
+
+
+def test_guidance_weight_from_either_convention(default_config):
+    """w = guidance_scale (Ho & Salimans), or w = s - 1 from SDM's guidance_scale_sdm; not both."""
+    assert guidance_weight({"guidance_scale": 2.5}) == 2.5                        # an old config: no sdm key
+    assert guidance_weight({"guidance_scale": 0.0, "guidance_scale_sdm": 3.0}) == 2.0
+    assert guidance_weight({"guidance_scale": 0.0, "guidance_scale_sdm": 1.0}) == 0.0
+    cfg = copy.deepcopy(default_config)
+    cfg["sample"].update(guidance_scale=1.5, guidance_scale_sdm=2.5)
+    with pytest.raises(InputError) as err:
+        validate_config(cfg)
+    message = str(err.value)
+    assert message.startswith("config key sample.guidance_scale_sdm:") and "\n" not in message
+    assert "sample.guidance_scale (" in message
+    cfg["sample"]["guidance_scale"] = 0.0
+    cfg["datasets"]["phantom_camus"]["sample"] = {"guidance_scale": 1.0}
+    with pytest.raises(InputError, match=r"^config key datasets.phantom_camus.sample.guidance_scale_sdm:"):
+        validate_config(cfg)
+    cfg["sample"]["guidance_scale_sdm"] = 0.5
+    with pytest.raises(InputError, match=r"^config key sample.guidance_scale_sdm:"):    # s >= 1 (w >= 0)
+        validate_config(cfg)

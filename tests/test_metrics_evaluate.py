@@ -59,7 +59,7 @@ def tiny(tmp_path_factory):
         src = rows[k % 4] if k < 8 else rows[4 + k % 2]  # 8 samples of val maps, 2 of train maps
         real = np.asarray(Image.open(src["image"]))
         img = np.clip(real.astype(float) * 0.9 + rng.normal(0, 10, real.shape), 0, 255)
-        sid = f"{src['sample_id']}_aug{k}"
+        sid = src["sample_id"] if k < 4 else f"{src['sample_id']}_aug{k}"  # 4 undeformed val maps, the pairs
         _png(samples / "images" / f"{sid}.png", img)
         srows.append({"sample_id": sid, "image": str(samples / "images" / f"{sid}.png"), "label": src["label"],
                       "real_image": src["image"], "source_sample_id": src["sample_id"],
@@ -98,7 +98,11 @@ def run(tiny, cfg, out_dir):
     dataset = PreparedDataset.in_dir(tiny / "data")
     write_real_fid_stats(dataset, cfg, stats, progress=False)
     return compute_metrics(tiny / "samples" / "manifest.csv", dataset, stats, cfg, out_dir / "bmaps.json",
-                           progress=False)
+                           out_dir / "bmaps_values.npz", progress=False)
+
+
+def physics_row(res, metric, region, quantity):
+    return next(r for r in res["physics"]["rows"] if (r["metric"], r["region"], r["quantity"]) == (metric, region, quantity))
 
 
 def test_without_weights_na_cells_carry_the_reason(tiny, tmp_path, empty_hub):
@@ -106,21 +110,27 @@ def test_without_weights_na_cells_carry_the_reason(tiny, tmp_path, empty_hub):
     assert (tmp_path / "bmaps.json").is_file()
     stats = read_fid_stats(tmp_path / "real_fid_stats.npz")
     assert str(stats["status"]) == "n/a" and "pt_inception" in str(stats["reason"])
-    assert res["n_synthetic"] == 8 and res["n_real"] == 4  # val rows only
+    counts = res["counts"]
+    assert counts["synthetic_images"] == 8 and counts["real_images"] == 4  # val rows only
+    assert counts["real_patients"] == counts["synthetic_patients"] == 2 and counts["pairs"] == 4
     for dim in ("64", "192"):
-        assert res["fid"][dim]["status"] == "n/a" and "pt_inception-2015-12-05-6726825d.pth" in res["fid"][dim]["reason"]
+        for kind in ("fid", "kid"):
+            assert res[kind][dim]["status"] == "n/a" and "pt_inception-2015-12-05-6726825d.pth" in res[kind][dim]["reason"]
     assert res["paired"]["lpips"]["mean"]["status"] == "n/a"
     assert "alexnet-owt-7be5be79.pth" in res["paired"]["lpips"]["mean"]["reason"]
     ssim = res["paired"]["ssim"]["mean"]
     assert ssim["status"] == "ok" and 0 < ssim["value"] < 1 and ssim["ci"][0] <= ssim["ci"][1]
     assert res["paired"]["psnr"]["range"]["status"] == "ok"
-    assert res["physics"]["depth_profile"]["l1"]["status"] == "ok"
-    assert set(res["physics"]["wasserstein"]) == {"a", "b", "sector"}
-    assert read_metrics_record(tmp_path / "bmaps.json")["n_real"] == 4
+    l1 = physics_row(res, "depth profile", "sector", "L1 synthetic vs real")
+    assert l1["status"] == "ok" and l1["n_clusters"] == [2, 2]   # synthetic and real images drawn by patient
+    assert {r["region"] for r in res["physics"]["rows"] if r["metric"] == "intensity W1"} == {"a", "b", "sector"}
+    assert read_metrics_record(tmp_path / "bmaps.json")["counts"]["real_images"] == 4
 
     # the tables are written with n/a cells and the reason
+    diff = tmp_path / "differences.json"
+    write_json(diff, {"dataset": "tiny", "reference": "bmaps", "sign": "", "counts": {}, "variants": {}})
     outputs = {t: {f: tmp_path / f"{t}.{f}" for f in ("csv", "md", "tex")} for t in ("fid", "paired", "physics")}
-    make_tables([tmp_path / "bmaps.json"], {"tiny": "camus"}, {"bmaps": 0.97}, outputs)
+    make_tables([tmp_path / "bmaps.json"], [diff], {"tiny": "camus"}, {"bmaps": 0.97}, outputs)
     fid_md = (tmp_path / "fid.md").read_text()
     assert "n/a [1]" in fid_md and "pt_inception-2015-12-05-6726825d.pth" in fid_md
     assert "0.204" in fid_md  # the published CAMUS B-maps value beside ours
@@ -132,8 +142,10 @@ def test_with_local_weights_every_metric_has_a_value(tiny, tmp_path, local_weigh
     res = run(tiny, job_cfg("fail", weights), tmp_path)
     for dim in ("64", "192"):
         fig = res["fid"][dim]
-        assert fig["status"] == "ok" and fig["value"] > 0 and fig["n"] == [8, 4]
-        assert fig["ci"][0] <= fig["ci"][1]
+        assert fig["status"] == "ok" and fig["estimate"] > 0 and fig["n"] == [8, 4]
+        assert fig["ci"][0] <= fig["value"] <= fig["ci"][1]   # the bias-corrected interval holds its estimate
+        assert "4 real images < " in fig["warning"]
+        assert res["kid"][dim]["status"] == "ok"
     lpips = res["paired"]["lpips"]["mean"]
     assert lpips["status"] == "ok" and lpips["value"] > 0
     assert res["weights"]["inception"]["available"]
@@ -160,20 +172,24 @@ def test_stats_from_other_weights_are_refused(tiny, tmp_path, local_weights, emp
     other["metrics"]["weights"]["inception"] = str(other_file)
     with pytest.raises(InputError, match="rerun real_fid_stats"):
         compute_metrics(tiny / "samples" / "manifest.csv", dataset, stats, other, tmp_path / "bmaps.json",
-                        progress=False)
+                        tmp_path / "bmaps_values.npz", progress=False)
     assert not (tmp_path / "bmaps.json").exists()
 
 
 def test_unconditional_samples_get_fid_and_depth_profile_only(tiny, tmp_path, empty_hub):
     samples = read_manifest(tiny / "samples" / "manifest.csv")
     samples["label"], samples["real_image"], samples["source_sample_id"], samples["split"] = "", "", "", "val"
+    samples["patient_id"] = ""
     write_manifest(samples, tmp_path / "samples.csv")
     cfg = job_cfg("na")
     stats = tmp_path / "real_fid_stats.npz"
     dataset = PreparedDataset.in_dir(tiny / "data")
     write_real_fid_stats(dataset, cfg, stats, progress=False)
-    res = compute_metrics(tmp_path / "samples.csv", dataset, stats, cfg, tmp_path / "out.json", progress=False)
-    assert res["n_synthetic"] == 10 and res["n_pairs"] == 0
-    assert "no paired real image" in res["paired"]["ssim"]["mean"]["reason"]
-    assert res["physics"]["depth_profile"]["l1"]["status"] == "ok"
-    assert res["physics"]["gcnr"]["status"] == "n/a"
+    res = compute_metrics(tmp_path / "samples.csv", dataset, stats, cfg, tmp_path / "out.json",
+                          tmp_path / "out_values.npz", progress=False)
+    assert res["counts"]["synthetic_images"] == 10 and res["counts"]["pairs"] == 0
+    assert res["counts"]["synthetic_patients"] is None
+    assert "undeformed label map" in res["paired"]["ssim"]["mean"]["reason"]
+    l1 = physics_row(res, "depth profile", "sector", "L1 synthetic vs real")
+    assert l1["status"] == "ok" and l1["n_clusters"] == [10, 2]   # synthetic images one by one, real by patient
+    assert [r["metric"] for r in res["physics"]["rows"]] == ["depth profile", "speckle SNR, intensity W1, gCNR"]

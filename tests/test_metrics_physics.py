@@ -145,9 +145,11 @@ def test_swapped_labels_change_wasserstein_and_gcnr():
     assert w_untouched < 0.02
 
     pairs = [(0, 1), (0, 2), (1, 2), (2, 3)]
-    g_real = np.nanmean(physics.gcnr_per_image(h_real, pairs), axis=0)
-    g_syn = np.nanmean(physics.gcnr_per_image(h_syn, pairs), axis=0)
-    g_swap = np.nanmean(physics.gcnr_per_image(h_swap, pairs), axis=0)
+
+    def pooled(h):
+        return np.array([physics.pooled_gcnr(h[:, a], h[:, b]) for a, b in pairs])
+
+    g_real, g_syn, g_swap = pooled(h_real), pooled(h_syn), pooled(h_swap)
     assert np.all(np.abs(g_syn - g_real) < 0.1)
     # (1,2) and (3,4) now pair other brightness levels; (1,3) is symmetric and stays
     assert abs(g_swap[0] - g_real[0]) > 0.15 and abs(g_swap[2] - g_real[2]) > 0.15
@@ -164,24 +166,45 @@ def test_gcnr_extremes():
     assert np.isnan(physics.gcnr(a / 10, b)[0])  # 10 pixels < MIN_PIXELS
 
 
-def test_physics_metrics_record_and_unlabelled_dataset():
+@pytest.mark.parametrize("pixels,bound", [(720, 0.1), (12000, 0.04)])  # 8 real images x 90 px; 40 x 300
+def test_gcnr_of_one_distribution_is_near_zero_and_its_baseline_says_so(pixels, bound):
+    """Two pooled samples of one speckle distribution, at the pixel counts of our tables."""
+    rng = np.random.default_rng(5)
+    levels = log_compress(speckle(rng, 1))[0].ravel()
+    draw = [np.bincount(rng.choice(levels, pixels), minlength=256)[None].astype(float) for _ in range(2)]
+    value = physics.pooled_gcnr(*draw)
+    chance = physics.gcnr_chance(*draw)
+    assert value < bound and chance < bound
+    assert value == pytest.approx(chance, abs=0.03)
+    assert physics.gcnr_bins(pixels) == int(np.ceil((2 * pixels) ** (1 / 3)))
+
+
+def test_rebin_keeps_counts_in_equal_bins():
+    hist = np.arange(256, dtype=float)
+    out = physics.rebin(hist, 4)
+    np.testing.assert_allclose(out, [hist[k * 64:(k + 1) * 64].sum() for k in range(4)])
+    assert physics.rebin(np.ones((3, 2, 256)), 16).shape == (3, 2, 16)
+
+
+def test_physics_values_shapes_and_unlabelled_dataset():
     rng = np.random.default_rng(3)
-    real, real_lab = labelled_images(rng, 5)
-    syn, syn_lab = labelled_images(rng, 5)
-    names = {1: "a", 2: "b", 3: "c", 4: "sector"}
-    out = physics.physics_metrics(syn, syn_lab, real, real_lab, linear_sector(), "linear", names,
-                                  DR, resamples=30, seed=0, progress=False)
-    profile = out["depth_profile"]
-    assert profile["l1"]["status"] == "ok" and profile["probe"] == "linear"
-    assert list(profile) == ["l1", "probe", "depth", "synthetic", "real", "synthetic_std", "real_std"]
-    assert len(profile["depth"]) == len(profile["real_std"]) == SIZE
-    assert set(out["speckle"]["labels"]) == set(names.values())
-    assert set(out["gcnr"]) == {"a|b", "a|c", "a|sector", "b|c", "b|sector", "c|sector"}
-    fig = out["wasserstein"]["b"]
-    assert fig["status"] == "ok" and fig["value"] > 0 and fig["ci"][0] <= fig["ci"][1]
-    bare = physics.physics_metrics(syn, None, real, None, linear_sector(), "linear", {}, DR, 10, 0, False)
-    assert bare["depth_profile"]["l1"]["status"] == "ok"
-    assert bare["gcnr"]["status"] == "n/a" and "no label maps" in bare["gcnr"]["reason"]
+    syn, lab = labelled_images(rng, 5)
+    values = physics.physics_values(syn, lab, linear_sector(), "linear", [1, 2, 3, 4], DR)
+    assert values.profiles.shape == (5, SIZE) and values.snr.shape == (5, 4) and values.hist.shape == (5, 4, 256)
+    assert values.take(np.array([0, 0])).snr.shape == (2, 4)
+    bare = physics.physics_values(syn, None, linear_sector(), "linear", [], DR)
+    assert bare.snr.shape == (5, 0) and bare.hist.shape == (5, 0, 256)
+
+
+def test_speckle_patches_leave_out_clipped_pixels():
+    rng = np.random.default_rng(6)
+    images = log_compress(speckle(rng, 2))
+    lab = np.ones_like(images)
+    clipped = np.where(np.arange(SIZE)[None, None, :] % 4 == 0, 255, images).astype(np.uint8)  # a quarter saturated
+    clean = physics.speckle_snr(images, lab, [1], DR)
+    np.testing.assert_allclose(physics.speckle_snr(clipped, lab, [1], DR), clean, rtol=0.1)  # not the 255s' spread
+    mostly = np.where(np.arange(SIZE)[None, None, :] % 8 != 0, 255, images).astype(np.uint8)
+    assert np.isnan(physics.speckle_snr(mostly, lab, [1], DR)).all()   # 8 of 64 pixels left: too few
 
 
 # ---------------------------------------------------------------- bootstrap

@@ -203,6 +203,11 @@ def test_report_in_chromium(report, browser):
     # the front page (workflow.rst) rendered with the run's config
     body = browser.evaluate("document.body.innerText")
     assert "synthetic ultrasound with B-map diffusion models" in body and "phantom_camus" in body
+    # ... opening with the verdict table and the depth-profile figure, before any menu
+    assert "Verdict" in body and "depth-profile L1" in body and "bmaps better" in body
+    assert body.index("Verdict") < body.index("Results")
+    assert browser.evaluate("[...document.querySelectorAll('img')].some(i => i.src.startsWith('data:image/png') "
+                            "&& i.naturalWidth > 0 && i.alt.startsWith('depth profile'))")
     browser.screenshot(report / "screenshot_front.png")
 
     results = browser.evaluate("results")

@@ -24,25 +24,48 @@ def na(reason):
     return {"value": None, "ci": None, "status": "n/a", "reason": reason}
 
 
+def row(metric, region, quantity, figure):
+    return {"metric": metric, "region": region, "quantity": quantity, **figure}
+
+
 def result(dataset, variant, offset=0.0, fid_ok=True, labels=True):
-    fid = {d: (fig(1.0 + offset + int(d) / 1000) if fid_ok else na(NO_WEIGHTS)) for d in ("64", "192", "2048")}
+    fid = {d: (dict(fig(1.0 + offset + int(d) / 1000), estimate=1.5 + offset) if fid_ok else na(NO_WEIGHTS))
+           for d in ("64", "192", "2048")}
+    kid = {d: (fig(0.01 + offset) if fid_ok else na(NO_WEIGHTS)) for d in fid}
+    if fid_ok:
+        fid["2048"]["warning"] = "8 real images < 2048 feature dimensions"
     paired = {m: {s: fig(0.3 + offset) for s in ("mean", "std", "range")} for m in ("lpips", "ssim", "psnr")}
     if not fid_ok:
         paired["lpips"] = {s: na("LPIPS needs alexnet-owt-7be5be79.pth") for s in ("mean", "std", "range")}
-    physics = {"depth_profile": {"l1": fig(0.05 + offset)},
-               "speckle": {"rayleigh_snr": 1.913, "labels": {"thyroid": {
-                   k: fig(1.5) for k in ("synthetic_snr", "real_snr", "snr_abs_diff", "synthetic_rayleigh_dev",
-                                         "real_rayleigh_dev")}}} if labels else
-               {"rayleigh_snr": 1.913, "labels": {}, "status": "n/a", "reason": "the dataset has no label maps"},
-               "wasserstein": {"thyroid": fig(0.02), "sector": fig(0.03)} if labels else
-               {"status": "n/a", "reason": "the dataset has no label maps"},
-               "gcnr": {"thyroid|sector": {"synthetic": fig(0.4), "real": fig(0.5), "abs_diff": fig(0.1)}} if labels else
-               {"status": "n/a", "reason": "the dataset has no label maps"}}
-    return {"dataset": dataset, "variant": variant, "fid": fid, "paired": paired, "physics": physics}
+    rows = [row("depth profile", "sector", "L1 synthetic vs real", fig(0.05 + offset))]
+    if labels:
+        rows += [row("speckle SNR", "thyroid", q, fig(1.5)) for q in ("synthetic", "real", "synthetic - real")]
+        rows += [row("intensity W1", r, "synthetic vs real", fig(0.02)) for r in ("thyroid", "sector")]
+        rows += [row("gCNR", "thyroid vs sector", q, fig(0.4)) for q in ("synthetic", "real", "synthetic - real")]
+    else:
+        rows.append(row("speckle SNR, intensity W1, gCNR", "–", "–", na("the dataset has no label maps")))
+    counts = {"synthetic_images": 40, "synthetic_patients": 2 if labels else None, "real_images": 8,
+              "real_patients": 2, "pairs": 8 if labels else 0, "pair_patients": 2 if labels else 0}
+    return {"dataset": dataset, "variant": variant, "counts": counts, "fid": fid, "kid": kid, "paired": paired,
+            "physics": {"rows": rows}}
+
+
+def difference(dataset, variant="bmaps", reference="plain"):
+    fid = {d: fig(-0.5) for d in ("64", "192", "2048")}
+    rows = [row("depth profile", "sector", "L1 synthetic vs real", fig(-0.01, 0.005))]
+    return {"dataset": dataset, "reference": reference, "sign": "variant minus plain", "counts": {},
+            "variants": {variant: {"fid": fid, "kid": {d: fig(-0.002, 0.001) for d in fid},
+                                   "paired": {m: {"mean": fig(0.02)} for m in ("lpips", "ssim", "psnr")},
+                                   "physics": {"rows": rows}}}}
 
 
 FORMATS = {"phantom_camus": "camus", "my_thyroid": "segthy", "liver": "folder"}
 B_MIN = {"bmaps": 0.97, "plain": 1.0}  # the baseline-like variant has an unusual name
+
+
+@pytest.fixture
+def differences():
+    return {d: difference(d) for d in FORMATS}
 
 
 @pytest.fixture
@@ -60,25 +83,34 @@ def test_mapping_to_the_papers_datasets_and_variants():
     assert pub.paper_variant(1.0) == "baseline" and pub.paper_variant(0.96) == "proposed"
 
 
-def test_fid_table_layout_and_published_values(results):
-    table = fid_table(results, FORMATS, B_MIN)
-    assert table.columns[0] == ("plain", "1st MP", "ours")  # baseline-like variant first
-    assert table.columns[1] == ("plain", "1st MP", "published")
+def test_fid_table_layout_and_published_values(results, differences):
+    table = fid_table(results, differences, FORMATS, B_MIN)
+    assert table.columns[:4] == [("plain", "FID"), ("plain", "FID bias-corr."), ("plain", "KID"),
+                                 ("plain", "published")]   # baseline-like variant first
+    assert table.columns[-2:] == [("Δ bmaps", "FID bias-corr."), ("Δ bmaps", "KID")]
     cols = {c: i for i, c in enumerate(table.columns)}
-    rows = {labels[0]: cells for labels, cells in table.rows}
-    assert [labels[1] for labels, _ in table.rows] == ["Liver", "Thyroid", "CAMUS"]
-    assert rows["phantom_camus"][cols[("bmaps", "1st MP", "published")]].value == 0.204
-    assert rows["phantom_camus"][cols[("plain", "2nd MP", "published")]].value == 12.769
-    assert rows["my_thyroid"][cols[("bmaps", "2nd MP", "published")]].value == 2.769
-    assert rows["liver"][cols[("plain", "1st MP", "published")]].value == 20.746
-    assert ("bmaps", "pool3", "published") not in cols  # the paper has no pool3 FID
-    ours = rows["my_thyroid"][cols[("bmaps", "1st MP", "ours")]]
-    assert ours.value == pytest.approx(2.564) and ours.ci == pytest.approx([2.464, 2.664])
-    assert NO_WEIGHTS in rows["phantom_camus"][cols[("plain", "1st MP", "ours")]].reason
+    rows = {tuple(labels[::2]): cells for labels, cells in table.rows}   # (dataset, layer)
+    assert [labels[1] for labels, _ in table.rows][::3] == ["Liver", "Thyroid", "CAMUS"]
+    assert rows[("phantom_camus", "1st MP")][cols[("bmaps", "published")]].value == 0.204
+    assert rows[("phantom_camus", "2nd MP")][cols[("plain", "published")]].value == 12.769
+    assert rows[("my_thyroid", "2nd MP")][cols[("bmaps", "published")]].value == 2.769
+    assert rows[("liver", "1st MP")][cols[("plain", "published")]].value == 20.746
+    assert rows[("liver", "pool3")][cols[("plain", "published")]].value is None  # the paper has no pool3 FID
+    corrected = rows[("my_thyroid", "1st MP")][cols[("bmaps", "FID bias-corr.")]]
+    assert corrected.value == pytest.approx(2.564) and corrected.ci == pytest.approx([2.464, 2.664])
+    plain = rows[("my_thyroid", "1st MP")][cols[("bmaps", "FID")]]
+    assert plain.value == pytest.approx(3.0) and plain.ci is None   # the papers' FID, without an interval
+    delta = rows[("my_thyroid", "1st MP")][cols[("Δ bmaps", "FID bias-corr.")]]
+    assert delta.value == pytest.approx(-0.5) and delta.ci == pytest.approx([-0.6, -0.4])
+    assert NO_WEIGHTS in rows[("phantom_camus", "1st MP")][cols[("plain", "FID")]].reason
+    notes = " ".join(table.notes)
+    assert "my_thyroid: 40 synthetic images of 2 patients, 8 real images of 2 patients" in notes
+    assert "liver: 40 synthetic images (unconditional)" in notes
+    assert "variant minus plain" in notes and "8 real images < 2048 feature dimensions" in notes
 
 
-def test_paired_table_rows_and_published_values(results):
-    table = paired_table(results, FORMATS, B_MIN)
+def test_paired_table_rows_and_published_values(results, differences):
+    table = paired_table(results, differences, FORMATS, B_MIN)
     assert [tuple(labels) for labels, _ in table.rows][:4] == [
         ("LPIPS", "Mean"), ("LPIPS", "Std. Dev."), ("LPIPS", "Range"), ("SSIM", "Mean")]
     cols = {c: i for i, c in enumerate(table.columns)}
@@ -86,25 +118,33 @@ def test_paired_table_rows_and_published_values(results):
     assert rows[("PSNR", "Range")][cols[("bmaps", "phantom_camus", "published")]].value == 10.420
     assert rows[("SSIM", "Std. Dev.")][cols[("plain", "my_thyroid", "published")]].value == 0.137
     assert rows[("LPIPS", "Mean")][cols[("plain", "liver", "published")]].value is None  # not in table 2
+    assert rows[("SSIM", "Mean")][cols[("Δ bmaps", "liver", "ours")]].value == pytest.approx(0.02)
+    assert rows[("SSIM", "Range")][cols[("Δ bmaps", "liver", "ours")]].value is None  # means only
+    assert "my_thyroid: 8 pairs of 2 patients" in " ".join(table.notes)
 
 
-def test_files_are_written_and_well_formed(results, tmp_path):
+def test_files_are_written_and_well_formed(results, differences, tmp_path):
     paths = []
     for res in results:
         path = tmp_path / "metrics" / res["dataset"] / f"{res['variant']}.json"
         write_json(path, res)
         paths.append(path)
+    diff_paths = []
+    for ds, diff in differences.items():
+        diff_paths.append(tmp_path / "metrics" / ds / "differences.json")
+        write_json(diff_paths[-1], diff)
     outputs = {t: {f: tmp_path / "tables" / f"{t}.{f}" for f in ("csv", "md", "tex")}
                for t in ("fid", "paired", "physics")}
-    tables = make_tables(paths, FORMATS, B_MIN, outputs)
+    tables = make_tables(paths, diff_paths, FORMATS, B_MIN, outputs)
 
     fid = pd.read_csv(outputs["fid"]["csv"])
-    camus = fid.set_index("Dataset").loc["phantom_camus"]
-    assert camus["bmaps 1st MP published"] == 0.204
-    assert camus["bmaps 1st MP ours"] == pytest.approx(1.564)
-    assert camus["bmaps 1st MP ours ci_low"] == pytest.approx(1.464)
-    assert pd.isna(camus["plain 1st MP ours"]) and NO_WEIGHTS in camus["reason"]
-    assert pd.isna(fid.set_index("Dataset").loc["liver", "reason"])
+    camus = fid.set_index(["Dataset", "Layer"]).loc[("phantom_camus", "1st MP")]
+    assert camus["bmaps published"] == 0.204
+    assert camus["bmaps FID bias-corr."] == pytest.approx(1.564)
+    assert camus["bmaps FID bias-corr. ci_low"] == pytest.approx(1.464)
+    assert camus["Δ bmaps KID"] == pytest.approx(-0.002)
+    assert pd.isna(camus["plain FID bias-corr."]) and NO_WEIGHTS in camus["reason"]
+    assert pd.isna(fid.set_index(["Dataset", "Layer"]).loc[("liver", "1st MP"), "reason"])
 
     for name, table in tables.items():
         md = outputs[name]["md"].read_text()
@@ -126,7 +166,7 @@ def test_files_are_written_and_well_formed(results, tmp_path):
     assert "LPIPS needs alexnet-owt-7be5be79.pth" in paired_md
     physics_md = outputs["physics"]["md"].read_text()
     assert "the dataset has no label maps" in physics_md
-    assert r"\|synthetic - real\|" in physics_md
+    assert "synthetic - real" in physics_md and "-0.010 [-0.015, -0.005]" in physics_md
     assert r"$^{1}$ n/a: FID needs pt\_inception" in outputs["fid"]["tex"].read_text()
 
 

@@ -40,7 +40,8 @@ def test_bad_config_stops_before_any_job(tmp_path):
 EVERY_RULE = {"simulate_phantom", "prepare_dataset", "augment_labels", "train_model", "plan_samples",
               "sample_shard", "gather_samples", "reverse_snapshots", "fetch_weights", "real_fid_stats",
               "compute_metrics", "make_tables", "check_leakage", "train_segmenter", "segmentation_table",
-              "paper_figures", "reverse_figure", "report_figures", "report_tables", "provenance"}
+              "paper_figures", "reverse_figure", "report_figures", "report_tables", "provenance",
+              "compare_variants", "front_page"}
 
 
 def check_results(results, config_path):
@@ -65,11 +66,33 @@ def check_results(results, config_path):
             assert len(samples) > 0
             assert Path(layout("metrics_record", dataset=dataset, variant=variant)).is_file()
             assert Path(layout("snapshots", dataset=dataset, variant=variant)).is_file()
-    tables = ["fid", "paired", "physics"] + (["segmentation"] if labelled else [])
+    tables = ["fid", "paired", "physics", "verdict"] + (["segmentation"] if labelled else [])
     for table in tables:
         for fmt in ("csv", "md", "tex"):
             assert Path(layout("table", name=table, fmt=fmt)).is_file()
+    check_paired_rows(layout, config, labelled)
     return config, labelled
+
+
+def check_paired_rows(layout, config, labelled):
+    """Every table has its paired-difference rows (B-maps minus baseline; synthetic minus real) and
+    says on how many patients and images it rests; the front page holds the verdict table and the
+    depth-profile figures."""
+    for table in ("fid", "paired", "physics"):
+        md = Path(layout("table", name=table, fmt="md")).read_text()
+        assert "| Δ bmaps" in md.splitlines()[2] or "Δ bmaps |" in md, table          # a difference column
+        assert "variant minus baseline" in md and " patient" in md, table             # sign and counts
+    if labelled:
+        seg = pd.read_csv(layout("table", name="segmentation", fmt="csv"))
+        paired = seg[seg["kind"] == "paired difference"]
+        assert {f"synthetic_{v} - real" for v in config["variants"]} <= {s.removesuffix(" (paired)") for s in paired["source"]}
+        ours = seg[seg["kind"] != "published"]
+        assert (ours["n_patients"] > 0).all() and (seg.loc[ours.index.difference(paired.index), "n_seeds"] >= 1).all()
+    verdict = pd.read_csv(layout("table", name="verdict", fmt="csv"))
+    assert set(verdict["Dataset"]) == set(config["datasets"])
+    assert (verdict["Figure"] == "depth-profile L1").sum() == len(config["datasets"])
+    page = Path(layout("front_page")).read_text()
+    assert "<h2>Verdict</h2>" in page and page.count("data:image/png;base64,") == len(config["datasets"])
 
 
 @pytest.mark.slow

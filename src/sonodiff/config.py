@@ -3,7 +3,8 @@
 The schema is the single source of keys, types and defaults. :func:`validate_config` fills the
 defaults and raises :class:`~sonodiff.errors.InputError` naming the offending key;
 :func:`resolve` deep-merges a dataset's overrides and a variant's diffusion keys over the
-top-level sections, so every stage sees one flat, fully specified dict.
+top-level sections, so every stage sees one flat, fully specified dict. :func:`guidance_weight`
+is the one place the two spellings of the guidance scale become one number.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sonodiff.errors import InputError
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 #: Sections a dataset may override with a sub-dict of the same name.
-OVERRIDABLE = ("diffusion", "model", "train", "sample", "segment")
+OVERRIDABLE = ("augment", "diffusion", "model", "train", "sample", "segment")
 
 
 def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
@@ -120,6 +121,7 @@ def validate_config(config: Mapping, schema_path: str | Path = SCHEMA_PATH) -> d
             raise InputError(f"config key datasets.{name}.source.sha256", "a url needs its sha256")
         for variant in config["variants"]:
             resolve(config, name, variant, schema=schema)
+    guidance_weight(config["sample"])
     fractions = config["split"]["fractions"]
     if abs(sum(fractions.values()) - 1.0) > 1e-6:
         raise InputError("config key split.fractions", f"fractions sum to {sum(fractions.values())}, not 1")
@@ -164,8 +166,30 @@ def resolve(config: Mapping, dataset: str, variant: str | None = None, schema: M
         where = f"datasets.{dataset}.{section}" if section in ds else (
             f"variants.{variant}" if section == "diffusion" and variant else section)
         _raise_first(sub_validator, merged, prefix=f"{where} -> ")
+        if section == "sample":
+            guidance_weight(merged, where)
         out[section] = merged
     return out
+
+
+def guidance_weight(sample: Mapping[str, Any], where: str = "sample") -> float:
+    """The classifier-free guidance weight w of a ``sample`` section, in Ho & Salimans' convention
+
+        eps_hat = (1 + w) eps(x|y) - w eps(x|null)                   (w = ``guidance_scale``)
+
+    SDM's ``guidance_scale_sdm`` s, eps_hat = eps(x|null) + s (eps(x|y) - eps(x|null)), is the
+    same prediction at s = w + 1, so it gives w = s - 1. Setting both (s not null and w not its
+    default 0) raises :class:`InputError` naming both keys under ``where``. A section without
+    ``guidance_scale_sdm`` (an older model's config) reads ``guidance_scale`` alone.
+    """
+    w, s = float(sample["guidance_scale"]), sample.get("guidance_scale_sdm")
+    if s is None:
+        return w
+    if w != 0:
+        raise InputError(f"config key {where}.guidance_scale_sdm",
+                         f"set {where}.guidance_scale (w, Ho & Salimans) or {where}.guidance_scale_sdm "
+                         f"(s = w + 1, SDM), not both")
+    return float(s) - 1.0
 
 
 def variant_b_min(config: Mapping, variant: str, dataset: str | None = None) -> float:
@@ -185,6 +209,11 @@ def variant_b_min(config: Mapping, variant: str, dataset: str | None = None) -> 
 def bmaps_variant(config: Mapping, dataset: str | None = None) -> str:
     """The variant with the strongest B-maps (smallest ``b_min``; ties broken by name)."""
     return min(sorted(config["variants"]), key=lambda v: variant_b_min(config, v, dataset))
+
+
+def reference_variant(config: Mapping, dataset: str | None = None) -> str:
+    """The variant every other is compared with: the largest ``b_min`` (the baseline, 1), ties by name."""
+    return max(sorted(config["variants"], reverse=True), key=lambda v: variant_b_min(config, v, dataset))
 
 
 def schema_keys(schema: Mapping | None = None) -> list[tuple[str, Any, str]]:

@@ -11,7 +11,7 @@ sys.path.insert(0, SRC)
 # (Set, not required from the user: so no envvars directive.)
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])))
 
-from sonodiff.config import bmaps_variant, resolve, validate_config, variant_b_min
+from sonodiff.config import bmaps_variant, reference_variant, resolve, validate_config, variant_b_min
 from sonodiff.contracts.layout import TABLE_FORMATS, Layout
 
 config.update(validate_config(config))

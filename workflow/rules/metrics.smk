@@ -56,6 +56,7 @@ rule compute_metrics:
         weights=L("weights_status"),
     output:
         json=L("metrics_record"),
+        values=L("metrics_values"),
     params:
         cfg=job_config,
     log:
@@ -73,9 +74,33 @@ rule compute_metrics:
         "../scripts/compute_metrics.py"
 
 
+rule compare_variants:
+    input:
+        values=[L("metrics_values", variant=v) for v in VARIANTS],
+    output:
+        L("metrics_differences"),
+    params:
+        cfg=job_config,
+        variants=VARIANTS,
+        reference=dataset_reference_variant,
+    log:
+        log_of("compare_variants", "{dataset}"),
+    benchmark:
+        benchmark_of("compare_variants", "{dataset}")
+    threads: 1
+    resources:
+        mem_mb=config["resources"]["cpu_mem_mb"],
+        runtime=config["resources"]["runtime"],
+    conda:
+        env("metrics")
+    script:
+        "../scripts/compare_variants.py"
+
+
 rule make_tables:
     input:
         metrics=metrics_records(),
+        differences=[L("metrics_differences", dataset=d) for d in DATASETS],
     output:
         **metrics_table_outputs(),
     params:

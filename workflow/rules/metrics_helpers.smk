@@ -11,6 +11,11 @@ def metrics_records():
     return [L("metrics_record", dataset=d, variant=v) for d in DATASETS for v in VARIANTS]
 
 
+def dataset_reference_variant(wildcards):
+    """The variant the others of {dataset} are compared with (the baseline)."""
+    return reference_variant(config, wildcards.dataset)
+
+
 def metrics_table_outputs():
     """Named outputs of make_tables: <table>_<format>."""
     return {f"{t}_{fmt}": L("table", name=t, fmt=fmt) for t in METRIC_TABLES for fmt in TABLE_FORMATS}

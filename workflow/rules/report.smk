@@ -105,6 +105,28 @@ rule report_tables:
         "../scripts/report_tables.py"
 
 
+rule front_page:
+    input:
+        differences=[L("metrics_differences", dataset=d) for d in DATASETS],
+        figures=[L("figure", kind="depth_profile", name=d) for d in DATASETS],
+        segmentation=front_page_segmentation(),
+    output:
+        html=L("front_page"),
+        **verdict_tables(),
+    params:
+        datasets=DATASETS,
+    log:
+        log_of("front_page"),
+    threads: 1
+    resources:
+        mem_mb=config["resources"]["cpu_mem_mb"],
+        runtime=config["resources"]["runtime"],
+    conda:
+        env("report")
+    script:
+        "../scripts/front_page.py"
+
+
 rule provenance:
     input:
         figures=figure_targets(),

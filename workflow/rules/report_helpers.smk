@@ -81,10 +81,21 @@ def figure_targets():
     ]
 
 
+def verdict_tables():
+    """The front page's verdict table, by format."""
+    return {fmt: L("table", name="verdict", fmt=fmt) for fmt in TABLE_FORMATS}
+
+
+def front_page_segmentation():
+    """The segmentation table's CSV (its paired rows go on the front page), if any dataset is labelled."""
+    return [L("table", name="segmentation", fmt="csv")] if LABELLED else []
+
+
 def report_targets():
     """All outputs of the report stage; `rule all` asks for these."""
     return (
         figure_targets()
+        + [L("front_page")]
         + [L("report_table", name=t) for t in REPORT_TABLES]
         + [L("provenance", fmt="html"), L("provenance", fmt="json")]
     )

@@ -15,6 +15,7 @@ def main(smk):
         real_stats=smk.input.stats,
         cfg=smk.params.cfg,
         out=smk.output.json,
+        out_values=smk.output.values,
     )
 
 

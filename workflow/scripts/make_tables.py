@@ -9,7 +9,7 @@ def main(smk):
     for key, path in smk.output.items():
         table, fmt = key.rsplit("_", 1)
         outputs.setdefault(table, {})[fmt] = path
-    make_tables(smk.input.metrics, smk.params.formats, smk.params.b_min, outputs)
+    make_tables(smk.input.metrics, smk.input.differences, smk.params.formats, smk.params.b_min, outputs)
 
 
 run_rule(snakemake, main)  # noqa: F821 (injected by Snakemake)

@@ -59,6 +59,8 @@ TEMPLATES = {
     "weights_status": f"metrics/{WEIGHTS_STATUS}",
     "real_fid_stats": f"metrics/{{dataset}}/{REAL_FID_STATS}",
     "metrics_record": "metrics/{dataset}/{variant}.json",
+    "metrics_values": "metrics/{dataset}/{variant}_values.npz",
+    "metrics_differences": "metrics/{dataset}/differences.json",
     "table": "tables/{name}.{fmt}",
     # segment stage
     "segment_dir": "segment/{dataset}/{source}",
@@ -70,6 +72,7 @@ TEMPLATES = {
     "figure": "figures/{kind}/{name}.png",
     "report_table": "report/tables/{name}.html",
     "provenance": "report/provenance.{fmt}",
+    "front_page": "report/front_page.html",
     "report": "report.html",
     "benchmarks": "benchmarks",
 }

@@ -6,6 +6,11 @@
   over images) that the report draws.
 - ``metrics/{dataset}/real_fid_stats.npz``: for each FID dimension d ``mu_<d>``, ``sigma_<d>``,
   ``features_<d>``, and ``weights_sha256`` of the Inception weights used (no pickles).
+- ``metrics/{dataset}/{variant}_values.npz``: the per-image values behind the record (flat
+  arrays of :class:`sonodiff.metrics.quantities.SetValues`, no pickles), read by the variant
+  comparison.
+- ``metrics/{dataset}/differences.json``: every variant minus the reference variant, figure by
+  figure (:mod:`sonodiff.metrics.compare`). Required keys: :data:`DIFFERENCES_KEYS`.
 - ``metrics/weights.json``: the metric networks' weights status (``fetch_weights``).
 """
 
@@ -20,18 +25,40 @@ from sonodiff.contracts.records import read_record
 from sonodiff.errors import InputError
 from sonodiff.io import atomic_path, read_json, write_json
 
-RECORD_KEYS = ("dataset", "variant", "fid", "paired", "physics")
+RECORD_KEYS = ("dataset", "variant", "counts", "fid", "kid", "paired", "physics")
+DIFFERENCES_KEYS = ("dataset", "reference", "sign", "counts", "variants")
+
+
+def _write_record(path: str | Path, record: Mapping, keys: tuple[str, ...], what: str) -> None:
+    missing = [k for k in keys if k not in record]
+    if missing:
+        raise ValueError(f"{what} lacks {missing}")
+    write_json(path, dict(record))
 
 
 def write_metrics_record(path: str | Path, record: Mapping) -> None:
-    missing = [k for k in RECORD_KEYS if k not in record]
-    if missing:
-        raise ValueError(f"metrics record lacks {missing}")
-    write_json(path, dict(record))
+    _write_record(path, record, RECORD_KEYS, "metrics record")
 
 
 def read_metrics_record(path: str | Path) -> dict:
     return read_record(path, RECORD_KEYS, "metrics record")
+
+
+def write_differences(path: str | Path, record: Mapping) -> None:
+    _write_record(path, record, DIFFERENCES_KEYS, "differences record")
+
+
+def read_differences(path: str | Path) -> dict:
+    return read_record(path, DIFFERENCES_KEYS, "variant differences")
+
+
+def write_metric_values(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
+    write_fid_stats(path, arrays)
+
+
+def read_metric_values(path: str | Path) -> dict[str, np.ndarray]:
+    """Load a ``<variant>_values.npz`` (no pickles)."""
+    return _read_npz(path, "per-image metric values")
 
 
 def write_fid_stats(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
@@ -41,11 +68,15 @@ def write_fid_stats(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
 
 def read_fid_stats(path: str | Path) -> dict[str, np.ndarray]:
     """Load ``real_fid_stats.npz`` (no pickles)."""
+    return _read_npz(path, "FID statistics")
+
+
+def _read_npz(path: str | Path, what: str) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
     except (OSError, ValueError) as err:
-        raise InputError(path, f"unreadable FID statistics ({err})") from err
+        raise InputError(path, f"unreadable {what} ({err})") from err
 
 
 def write_weights_status(path: str | Path, status: Mapping) -> None:

@@ -18,13 +18,16 @@ Speckle statistics
     B-mode pixels are log-compressed envelope values. With a display dynamic range of D dB
     (``metrics.dynamic_range_db``), p / 255 = 1 + 20 log10(A / A_max) / D, so the envelope is
     recovered (up to the unknown gain A_max, which cancels below) as
-    A = 10^((D / 20) (p / 255 - 1)). In a homogeneous region of fully developed speckle A is
-    Rayleigh-distributed, whose point SNR = mean(A) / std(A) = sqrt(pi / (4 - pi)) = 1.913
-    (Wagner et al. 1983). Regions are each label's mask eroded by a disk of radius
-    max(1, round(H / 64)) pixels (to leave boundaries out), kept when they hold at least
-    ``MIN_PIXELS`` pixels; one SNR per image and label. Figures per label: the mean SNR of the
-    synthetic and of the real images, |SNR_syn - SNR_real|, and |SNR - 1.913| for both sets.
-    A smoothed image has a narrower envelope distribution and an SNR above Rayleigh's.
+    A = 10^((D / 20) (p / 255 - 1)). Speckle SNR = mean(A) / std(A) is measured on small
+    square patches (side ``patch_size(H)`` = max(6, round(H / 8)) pixels, on a grid of
+    non-overlapping tiles) that lie wholly inside one labelled region, so each patch sits at
+    about one depth in one tissue, over the patch's unclipped pixels only (p = 0 or 255 were cut
+    off by the log compression; a patch needs ``MIN_PIXELS`` unclipped pixels). An image's SNR
+    for a label is the mean over its patches (NaN without any).
+    Rows: the synthetic and the real set's mean SNR and their signed difference synthetic - real;
+    the Rayleigh value of fully developed speckle, sqrt(pi / (4 - pi)) = 1.913 (Wagner et al.
+    1983), is a note only, since scan conversion, resizing and tissue texture move real images
+    away from it.
 
 Per-label intensity distributions
     For each label, the intensities of all its pixels over a set (pooled 256-bin histograms of
@@ -32,33 +35,36 @@ Per-label intensity distributions
     intensity scale): W1 = integral |F_syn(t) - F_real(t)| dt.
 
 gCNR (Rodriguez-Molares et al. 2020)
-    For two labelled regions a, b of one image with intensity histograms normalised to
-    probability mass h_a, h_b (``GCNR_BINS`` equal bins over [0, 255]),
+    For two labelled regions a, b, the pixels of each region are pooled over the whole set and
+    binned with the oversmoothed rule of Terrell & Scott (1985), k = ceil((2 n)^(1/3)) equal bins
+    over [0, 255], n = min(n_a, n_b) (capped at 256); with the probability masses h_a, h_b,
     gCNR = 1 - OVL = 1 - sum_k min(h_a(k), h_b(k)): 0 when the two distributions coincide, 1 when
-    they do not overlap. One value per image and label pair (both regions with at least
-    ``MIN_PIXELS`` pixels); the figure per pair is |mean gCNR_syn - mean gCNR_real|, with both means
-    also reported.
+    they do not overlap. A finite sample of one distribution reads above 0: the identical-
+    distribution baseline (``gcnr_chance``) is the mean gCNR of ``CHANCE_DRAWS`` pairs of
+    histograms of sizes n_a, n_b drawn from the pooled distribution of a and b (multinomial),
+    reported beside each value. Rows: synthetic, real, synthetic - real, and both baselines.
+
+Every figure is computed from per-image arrays (:class:`PhysicsValues`), so that the intervals can
+resample patients and two variants can be compared on the same draws (:mod:`sonodiff.metrics.quantities`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import math
 import warnings
+from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
-import scipy.ndimage as ndi
 from scipy.stats import wasserstein_distance
-from tqdm import tqdm
 
 from sonodiff.diffusion.depth import depth_from_sector_mask
-from sonodiff.stats import figure
 
 RAYLEIGH_SNR = math.sqrt(math.pi / (4.0 - math.pi))  # 1.9131
 MIN_PIXELS = 16
-GCNR_BINS = 64
+MIN_PATCH = 6
+CHANCE_DRAWS = 20
 LEVELS = 256
 
 
@@ -125,29 +131,42 @@ def envelope(images: np.ndarray, dynamic_range_db: float) -> np.ndarray:
     return np.power(10.0, dynamic_range_db / 20.0 * (p - 1.0))
 
 
-def erosion_radius(height: int) -> int:
-    """Radius (pixels) of the disk that trims label boundaries off speckle regions."""
-    return max(1, round(height / 64))
+def patch_size(height: int) -> int:
+    """Side (pixels) of the square speckle patches: max(6, round(H / 8))."""
+    return max(MIN_PATCH, round(height / 8))
 
 
 def speckle_snr(images: np.ndarray, labels: np.ndarray, label_ids: list[int],
                 dynamic_range_db: float) -> np.ndarray:
-    """Envelope SNR = mean(A) / std(A) per image and label in the eroded label region: (N, L).
+    """Envelope SNR = mean(A) / std(A), averaged over an image's patches of each label: (N, L).
 
-    NaN where the eroded region is smaller than ``MIN_PIXELS`` or constant.
+    Patches: non-overlapping ``patch_size`` tiles wholly inside one label; clipped pixels (0 or
+    255) are left out of a patch's mean and std, and a patch needs ``MIN_PIXELS`` others; NaN
+    where an image has no such patch of a label.
     """
-    radius = erosion_radius(images.shape[1])
-    yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
-    disk = xx * xx + yy * yy <= radius * radius
+    n, h, w = images.shape
+    size = patch_size(h)
+    rows, cols = h // size, w // size
     env = envelope(images, dynamic_range_db)
-    out = np.full((len(images), len(label_ids)), np.nan)
-    for i in range(len(images)):
-        for j, lab in enumerate(label_ids):
-            region = ndi.binary_erosion(labels[i] == lab, structure=disk)
-            if region.sum() >= MIN_PIXELS:
-                a = env[i][region]
-                std = a.std()
-                out[i, j] = a.mean() / std if std > 0 else np.nan
+
+    def tiles(a: np.ndarray) -> np.ndarray:  # (N, H, W) -> (N, rows, cols, size * size)
+        a = a[:, :rows * size, :cols * size].reshape(n, rows, size, cols, size)
+        return a.transpose(0, 1, 3, 2, 4).reshape(n, rows, cols, size * size)
+
+    t_env, t_lab, t_img = tiles(env), tiles(labels), tiles(images)
+    kept = (t_img > 0) & (t_img < LEVELS - 1)  # clipped pixels say nothing of the envelope's spread
+    n_kept = kept.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(kept, t_env, 0.0).sum(axis=-1) / n_kept
+        var = np.where(kept, (t_env - mean[..., None]) ** 2, 0.0).sum(axis=-1) / n_kept
+        snr = mean / np.sqrt(var)
+    out = np.full((n, len(label_ids)), np.nan)
+    for j, lab in enumerate(label_ids):
+        ok = (t_lab == lab).all(axis=-1) & (n_kept >= MIN_PIXELS) & np.isfinite(snr)
+        counts = ok.sum(axis=(1, 2))
+        sums = np.where(ok, snr, 0.0).sum(axis=(1, 2))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[:, j] = np.where(counts > 0, sums / counts, np.nan)
     return out
 
 
@@ -180,98 +199,83 @@ def gcnr(h_a: np.ndarray, h_b: np.ndarray) -> np.ndarray:
     return np.where((n_a[..., 0] >= MIN_PIXELS) & (n_b[..., 0] >= MIN_PIXELS), value, np.nan)
 
 
-def gcnr_per_image(hist: np.ndarray, pairs: list[tuple[int, int]]) -> np.ndarray:
-    """gCNR per image and label pair from (N, L, 256) histograms rebinned to GCNR_BINS: (N, P)."""
-    coarse = hist.reshape(*hist.shape[:2], GCNR_BINS, LEVELS // GCNR_BINS).sum(axis=-1)
-    out = np.full((len(hist), len(pairs)), np.nan)
-    for k, (a, b) in enumerate(pairs):
-        out[:, k] = gcnr(coarse[:, a], coarse[:, b])
-    return out
+def gcnr_bins(n: int) -> int:
+    """Terrell & Scott's oversmoothed bin count, ceil((2 n)^(1/3)), between 2 and 256."""
+    return int(min(LEVELS, max(2, math.ceil((2 * max(n, 1)) ** (1 / 3)))))
 
 
-def _nanmean(x: np.ndarray) -> float:
+def rebin(hist: np.ndarray, bins: int) -> np.ndarray:
+    """256-level counts (..., 256) summed into ``bins`` equal-width bins over [0, 255]."""
+    onehot = np.eye(bins)[np.arange(LEVELS) * bins // LEVELS]  # (256, bins): level -> its bin
+    return np.asarray(hist, dtype=np.float64) @ onehot
+
+
+def pooled_gcnr(h_a: np.ndarray, h_b: np.ndarray) -> float:
+    """gCNR of two regions' pixels pooled over a set: (N, 256) counts each, bins by :func:`gcnr_bins`."""
+    a, b = h_a.sum(axis=0), h_b.sum(axis=0)
+    bins = gcnr_bins(int(min(a.sum(), b.sum())))
+    return float(gcnr(rebin(a, bins), rebin(b, bins)))
+
+
+def gcnr_chance(h_a: np.ndarray, h_b: np.ndarray, seed: int = 0) -> float:
+    """Identical-distribution baseline of :func:`pooled_gcnr`: mean gCNR of ``CHANCE_DRAWS``
+    multinomial pairs of sizes n_a, n_b from the pooled distribution of both regions."""
+    a, b = h_a.sum(axis=0), h_b.sum(axis=0)
+    n_a, n_b = int(a.sum()), int(b.sum())
+    if min(n_a, n_b) < MIN_PIXELS:
+        return math.nan
+    p = (a + b) / (n_a + n_b)
+    rng = np.random.default_rng(seed)
+    bins = gcnr_bins(min(n_a, n_b))
+    draws = [gcnr(rebin(rng.multinomial(n_a, p).astype(np.float64), bins),
+                  rebin(rng.multinomial(n_b, p).astype(np.float64), bins)) for _ in range(CHANCE_DRAWS)]
+    return float(np.mean(draws))
+
+
+def nanmean(x: np.ndarray) -> float:
+    """Mean of the finite values (NaN without any), without numpy's empty-slice warning."""
     with _quiet():
         return float(np.nanmean(x)) if len(x) else math.nan
 
 
-def _abs_diff_of_means(x: np.ndarray, y: np.ndarray) -> float:
-    return abs(_nanmean(x) - _nanmean(y))
+# ---------------------------------------------------------------- per-image values of one set
 
+@dataclass(frozen=True)
+class PhysicsValues:
+    """Per-image physics arrays of one image set: everything a set-level figure needs.
 
-def _rayleigh_deviation(x: np.ndarray) -> float:
-    return abs(_nanmean(x) - RAYLEIGH_SNR)
-
-
-# ---------------------------------------------------------------- all physics figures
-
-def physics_metrics(
-    syn_images: np.ndarray, syn_labels: np.ndarray | None,
-    real_images: np.ndarray, real_labels: np.ndarray | None,
-    sector: np.ndarray, probe: str, label_names: Mapping[int, str],
-    dynamic_range_db: float, resamples: int, seed: int, progress: bool = True,
-) -> dict:
-    """Every physics figure (value, 95% bootstrap CI over images) for one synthetic and one real set.
-
-    Images uint8 (N, H, W); label maps the same shape (prepared ids) or None for a dataset
-    without labels (then only the depth profile is computed). ``label_names`` maps the ids to
-    score (background excluded) to their names.
+    ``profiles`` (N, B) depth profiles; ``snr`` (N, L) mean patch SNR per scored label;
+    ``hist`` (N, L, 256) intensity counts per scored label (empty (N, 0, ...) without labels).
     """
-    out: dict = {}
-    bins = depth_bins(sector, probe)
-    p_syn, p_real = depth_profiles(syn_images, bins), depth_profiles(real_images, bins)
-    out["depth_profile"] = {
-        "l1": figure(profile_l1, [p_syn, p_real], resamples, seed),
-        "probe": probe, "depth": ((np.arange(p_syn.shape[1]) + 0.5) / p_syn.shape[1]).tolist(),
-        **profile_curves(p_syn, p_real),
-    }
-    ids = [i for i in sorted(label_names) if i != 0]
-    if syn_labels is None or real_labels is None or not ids:
-        reason = "the dataset has no label maps"
-        out["speckle"] = {"rayleigh_snr": RAYLEIGH_SNR, "labels": {}, "status": "n/a", "reason": reason}
-        out["wasserstein"] = {"status": "n/a", "reason": reason}
-        out["gcnr"] = {"status": "n/a", "reason": reason}
-        return out
-    names = [label_names[i] for i in ids]
-    steps = tqdm(total=4, desc="physics", disable=not progress)
-    snr_syn = speckle_snr(syn_images, syn_labels, ids, dynamic_range_db)
-    snr_real = speckle_snr(real_images, real_labels, ids, dynamic_range_db)
-    steps.update()
-    speckle = {}
-    for j, name in enumerate(names):
-        s, r = snr_syn[:, j], snr_real[:, j]
-        speckle[name] = {
-            "synthetic_snr": figure(_nanmean, [s], resamples, seed),
-            "real_snr": figure(_nanmean, [r], resamples, seed),
-            "snr_abs_diff": figure(_abs_diff_of_means, [s, r], resamples, seed),
-            "synthetic_rayleigh_dev": figure(_rayleigh_deviation, [s], resamples, seed),
-            "real_rayleigh_dev": figure(_rayleigh_deviation, [r], resamples, seed),
-        }
-    out["speckle"] = {"rayleigh_snr": RAYLEIGH_SNR, "dynamic_range_db": dynamic_range_db,
-                      "erosion_radius_px": erosion_radius(syn_images.shape[1]), "labels": speckle}
-    steps.update()
-    h_syn = label_histograms(syn_images, syn_labels, ids)
-    h_real = label_histograms(real_images, real_labels, ids)
-    out["wasserstein"] = {name: figure(pooled_wasserstein, [h_syn[:, j], h_real[:, j]], resamples, seed)
-                          for j, name in enumerate(names)}
-    steps.update()
-    pairs = list(itertools.combinations(range(len(ids)), 2))
-    g_syn, g_real = gcnr_per_image(h_syn, pairs), gcnr_per_image(h_real, pairs)
-    gcnr_out = {}
-    for k, (a, b) in enumerate(pairs):
-        s, r = g_syn[:, k], g_real[:, k]
-        gcnr_out[f"{names[a]}|{names[b]}"] = {
-            "synthetic": figure(_nanmean, [s], resamples, seed),
-            "real": figure(_nanmean, [r], resamples, seed),
-            "abs_diff": figure(_abs_diff_of_means, [s, r], resamples, seed),
-        }
-    out["gcnr"] = gcnr_out
-    steps.update()
-    steps.close()
-    return out
+
+    profiles: np.ndarray
+    snr: np.ndarray
+    hist: np.ndarray
+
+    def take(self, rows: np.ndarray) -> "PhysicsValues":
+        return PhysicsValues(self.profiles[rows], self.snr[rows], self.hist[rows])
+
+    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        return {f"{prefix}{k}": getattr(self, k) for k in ("profiles", "snr", "hist")}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], prefix: str) -> "PhysicsValues":
+        return cls(*(np.asarray(arrays[f"{prefix}{k}"]) for k in ("profiles", "snr", "hist")))
+
+
+def physics_values(images: np.ndarray, labels: np.ndarray | None, sector: np.ndarray, probe: str,
+                   label_ids: list[int], dynamic_range_db: float) -> PhysicsValues:
+    """The per-image arrays of one set (uint8 (N, H, W) images; label maps or None)."""
+    profiles = depth_profiles(images, depth_bins(sector, probe))
+    if labels is None or not label_ids:
+        n = len(images)
+        return PhysicsValues(profiles, np.zeros((n, 0)), np.zeros((n, 0, LEVELS)))
+    return PhysicsValues(profiles, speckle_snr(images, labels, label_ids, dynamic_range_db),
+                         label_histograms(images, labels, label_ids))
 
 
 __all__ = [
-    "RAYLEIGH_SNR", "depth_bins", "depth_profiles", "envelope", "gcnr", "gcnr_per_image",
-    "label_histograms", "physics_metrics", "pooled_wasserstein", "profile_curves", "profile_l1",
-    "speckle_snr",
+    "RAYLEIGH_SNR", "PhysicsValues", "depth_bins", "depth_profiles", "envelope", "gcnr", "gcnr_bins",
+    "gcnr_chance", "label_histograms", "nanmean", "patch_size", "physics_values", "pooled_gcnr",
+    "pooled_wasserstein", "profile_curves", "profile_l1", "rebin", "speckle_snr",
 ]

@@ -29,7 +29,7 @@ TABLE_TITLES = {
     "segmentation": "Table 4: U-Net trained on real or synthetic images, Dice on the real test split",
 }
 
-_CSS = """
+TABLE_CSS = """
 body { font-family: system-ui, sans-serif; margin: 1.2em; color: #111; }
 h1 { font-size: 1.2em; }
 table { border-collapse: collapse; font-size: 0.88em; }
@@ -94,7 +94,7 @@ def table_to_html(df: pd.DataFrame, title: str, note: str | None = None, layout_
         body = table + note_html
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
+        f"<title>{html.escape(title)}</title><style>{TABLE_CSS}</style></head><body>"
         f"<h1>{html.escape(title)}</h1>{body}</body></html>\n"
     )
 
