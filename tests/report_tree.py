@@ -137,7 +137,7 @@ def make_metrics(path: str, dataset: str, variant: str, data: dict, synthetic: l
 def make_differences(path: str, dataset: str, variants) -> None:
     """Variant differences: a depth-profile L1 that the last variant lowers, with its interval."""
     row = {"metric": "depth profile", "region": "sector", "quantity": "L1 synthetic vs real",
-           "value": -0.02, "ci": [-0.03, -0.01], "status": "ok", "n": [20, 4], "n_clusters": [3, 3]}
+           "value": -0.02, "ci": [-0.03, -0.01], "status": "ok", "n": [20, 4], "n_clusters": [6, 6]}
     write_json(path, {"dataset": dataset, "reference": variants[0], "sign": f"variant minus {variants[0]}",
                       "counts": {}, "variants": {v: {"physics": {"rows": [row]}} for v in variants[1:]}})
 

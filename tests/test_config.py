@@ -74,7 +74,7 @@ def test_sampler_and_steps_keys(default_config):
     from sonodiff.diffusion.sampling import SAMPLERS
 
     assert load_schema()["$defs"]["sample"]["properties"]["sampler"]["enum"] == sorted(SAMPLERS)
-    assert default_config["sample"]["sampler"] == "ancestral" and default_config["sample"]["steps"] == 25
+    assert default_config["sample"]["sampler"] == "ancestral" and default_config["sample"]["steps"] == 20
     for steps in (1, 250, "full"):
         cfg = copy.deepcopy(default_config)
         cfg["sample"].update(sampler="ancestral", steps=steps)
@@ -158,3 +158,16 @@ def test_guidance_weight_from_either_convention(default_config):
     cfg["sample"]["guidance_scale_sdm"] = 0.5
     with pytest.raises(InputError, match=r"^config key sample.guidance_scale_sdm:"):    # s >= 1 (w >= 0)
         validate_config(cfg)
+
+
+def test_config_sections_keep_the_job_identity_and_only_the_named_sections(repo_root):
+    from sonodiff.config import IDENTITY_KEYS, config_sections, load_config, resolve
+
+    cfg = load_config(repo_root / "config" / "test.yaml")
+    dataset = next(iter(cfg["datasets"]))
+    resolved = resolve(cfg, dataset, "bmaps")
+    cut = config_sections(resolved, ["metrics"])
+    assert list(cut) == [*IDENTITY_KEYS, "metrics"] and cut["metrics"] == resolved["metrics"]
+    assert cut["variant"] == "bmaps" and cut["dataset"] == dataset
+    with pytest.raises(KeyError, match="nope"):
+        config_sections(resolved, ["nope"])

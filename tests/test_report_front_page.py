@@ -10,7 +10,7 @@ from sonodiff.io import write_json
 from sonodiff.report.front_page import verdict, verdict_table, write_front_page
 
 
-def fig(value, ci, patients=3, images=12):
+def fig(value, ci, patients=6, images=12):
     return {"value": value, "ci": ci, "status": "ok", "n": [images, 4], "n_clusters": [patients, patients]}
 
 
@@ -30,6 +30,7 @@ def test_verdict_reads_the_interval_and_the_direction():
     assert verdict(fig(0.1, [-1, 1]), True, "a", "b").startswith("not resolved")
     assert verdict(fig(0.1, None), True, "a", "b").startswith("no interval")
     assert verdict({"status": "n/a", "reason": "x"}, True, "a", "b") == "n/a"
+    assert verdict(fig(-1, [-2, -0.5], patients=2), True, "a", "b") == "none: 2 patients (< 5)"
 
 
 def test_verdict_table_rows_counts_and_segmentation():
@@ -39,7 +40,7 @@ def test_verdict_table_rows_counts_and_segmentation():
     rows = [labels for labels, _ in table.rows]
     assert [r[0] for r in rows] == ["cam"] * 5 + ["thy"] * 4        # datasets in order, Dice only where given
     by_name = {(r[0], r[2]): r for r in rows}
-    assert by_name[("cam", "FID, bias-corrected (64 dims)")][3:] == ["3 patients, 12 images", "baseline better"]
+    assert by_name[("cam", "FID, bias-corrected (64 dims)")][3:] == ["6 patients, 12 images", "baseline better"]
     assert by_name[("cam", "KID (64 dims)")][4].startswith("not resolved")
     assert by_name[("cam", "SSIM, mean over pairs")][4] == "bmaps better"
     assert by_name[("cam", "depth-profile L1")][4] == "bmaps better"

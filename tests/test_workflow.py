@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from conftest import ROOT, run_snakemake
+from conftest import ROOT, TEST_CONFIG, run_snakemake
 
 
 def test_lint_is_clean(tmp_path):
@@ -111,3 +112,25 @@ def test_tiny_dag_runs_every_rule_both_model_kinds_and_every_table(dag_run):
 def test_whole_dag_on_default_config(demo_run):
     """The user's demo (`make run`): its outputs, not its timing (benchmarks/bench_demo.py times it)."""
     check_results(demo_run / "results", ROOT / "config" / "config.yaml")
+
+
+#: Jobs upstream of the metrics: none may re-run for an edit of a metrics key.
+UPSTREAM_OF_METRICS = {"simulate_phantom", "download", "prepare_dataset", "augment_labels", "train_model",
+                       "plan_samples", "sample_shard", "gather_samples", "reverse_snapshots", "train_segmenter"}
+
+
+@pytest.mark.slow
+def test_tiny_dag_runs_again_only_downstream_of_an_edited_metrics_key(dag_run, tmp_path):
+    """Rules get only the config sections they read: a new metrics.bootstrap re-runs the metrics
+    and the tables, no download, preparation, training or sampling (a dry run on the finished DAG)."""
+    import yaml
+
+    raw = yaml.safe_load(TEST_CONFIG.read_text())
+    raw["metrics"]["bootstrap"] = int(raw["metrics"].get("bootstrap", 1000)) + 7
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(yaml.safe_dump(raw, sort_keys=False))   # as a user's edit: the keys keep their order
+    proc = run_snakemake(dag_run, "-n", "--quiet", "rules", configfile=edited, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    scheduled = set(re.findall(r"^(\w+)\s+\d+$", proc.stdout + proc.stderr, flags=re.M)) - {"total"}
+    assert {"compute_metrics", "make_tables", "segmentation_table"} <= scheduled, scheduled
+    assert not scheduled & UPSTREAM_OF_METRICS, sorted(scheduled & UPSTREAM_OF_METRICS)

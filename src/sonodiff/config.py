@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import jsonschema
 import yaml
@@ -190,6 +190,22 @@ def guidance_weight(sample: Mapping[str, Any], where: str = "sample") -> float:
                          f"set {where}.guidance_scale (w, Ho & Salimans) or {where}.guidance_scale_sdm "
                          f"(s = w + 1, SDM), not both")
     return float(s) - 1.0
+
+
+#: Keys of a resolved config that every job keeps (which job it is, and the master seed).
+IDENTITY_KEYS = ("seed", "device", "dataset", "variant")
+
+
+def config_sections(resolved: Mapping, sections: Sequence[str]) -> dict:
+    """``resolved`` (see :func:`resolve`) cut to :data:`IDENTITY_KEYS` and ``sections``.
+
+    A rule passes only what its job reads as ``params``, so that Snakemake, which re-runs a job
+    whose params changed, does not re-run it when another section is edited.
+    """
+    unknown = [s for s in sections if s not in resolved]
+    if unknown:
+        raise KeyError(f"no config sections {unknown} (known: {sorted(resolved)})")
+    return {k: resolved[k] for k in (*IDENTITY_KEYS, *sections)}
 
 
 def variant_b_min(config: Mapping, variant: str, dataset: str | None = None) -> float:

@@ -7,7 +7,7 @@ rule augment_labels:
     output:
         manifest=labelmaps("{dataset}"),
     params:
-        cfg=job_config,
+        cfg=config_of("augment"),
     log:
         log_of("augment_labels", "{dataset}"),
     benchmark:

@@ -11,7 +11,14 @@ sys.path.insert(0, SRC)
 # (Set, not required from the user: so no envvars directive.)
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])))
 
-from sonodiff.config import bmaps_variant, reference_variant, resolve, validate_config, variant_b_min
+from sonodiff.config import (
+    bmaps_variant,
+    config_sections,
+    reference_variant,
+    resolve,
+    validate_config,
+    variant_b_min,
+)
 from sonodiff.contracts.layout import TABLE_FORMATS, Layout
 
 config.update(validate_config(config))
@@ -42,6 +49,16 @@ def env(name):
 def job_config(wildcards):
     """The resolved config of one job: dataset overrides and variant merged in."""
     return resolve(config, wildcards.dataset, wildcards.get("variant"))
+
+
+def config_of(*sections):
+    """A params function: the job's resolved config cut to the sections its rule reads, so that an
+    edit of another section does not re-run the job (Snakemake re-runs a job whose params change)."""
+
+    def job_sections(wildcards):
+        return config_sections(job_config(wildcards), sections)
+
+    return job_sections
 
 
 def has_labels(dataset):
@@ -135,5 +152,6 @@ def variants_b_min():
 
 
 def bmaps_job_config(wildcards):
-    """Resolved config of {dataset} with its strongest B-map variant (the papers' figs. 1-2)."""
-    return resolve(config, wildcards.dataset, bmaps_variant(config, wildcards.dataset))
+    """The diffusion section of {dataset} with its strongest B-map variant (the papers' figs. 1-2)."""
+    resolved = resolve(config, wildcards.dataset, bmaps_variant(config, wildcards.dataset))
+    return config_sections(resolved, ["diffusion"])

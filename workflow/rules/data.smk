@@ -11,7 +11,7 @@ rule simulate_phantom:
     wildcard_constraints:
         dataset=one_of(SIMULATED),
     params:
-        cfg=job_config,
+        cfg=config_of("data", "split"),
     log:
         log_of("simulate_phantom", "{dataset}"),
     benchmark:
@@ -32,7 +32,7 @@ rule download:
     wildcard_constraints:
         dataset=one_of(FETCHED),
     params:
-        cfg=job_config,
+        cfg=config_of("data"),
         cache=L("downloads"),
     log:
         log_of("download", "{dataset}"),
@@ -53,7 +53,7 @@ rule prepare_dataset:
     output:
         **prepared_files(),
     params:
-        cfg=job_config,
+        cfg=config_of("data", "split"),
     log:
         log_of("prepare_dataset", "{dataset}"),
     benchmark:

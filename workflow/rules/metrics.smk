@@ -12,7 +12,7 @@ rule fetch_weights:
         L("weights_status"),
     localrule: True
     params:
-        metrics=config["metrics"],
+        metrics=weights_config(),
     log:
         log_of("fetch_weights", "fetch_weights"),
     threads: 1
@@ -32,7 +32,7 @@ rule real_fid_stats:
     output:
         stats=L("real_fid_stats"),
     params:
-        cfg=job_config,
+        cfg=config_of("metrics"),
     log:
         log_of("real_fid_stats", "{dataset}"),
     benchmark:
@@ -58,7 +58,7 @@ rule compute_metrics:
         json=L("metrics_record"),
         values=L("metrics_values"),
     params:
-        cfg=job_config,
+        cfg=config_of("metrics"),
     log:
         log_of("compute_metrics", "{dataset}", "{variant}"),
     benchmark:
@@ -80,7 +80,7 @@ rule compare_variants:
     output:
         L("metrics_differences"),
     params:
-        cfg=job_config,
+        cfg=config_of("metrics"),
         variants=VARIANTS,
         reference=dataset_reference_variant,
     log:

@@ -11,6 +11,11 @@ def metrics_records():
     return [L("metrics_record", dataset=d, variant=v) for d in DATASETS for v in VARIANTS]
 
 
+def weights_config():
+    """The metrics keys fetch_weights reads (so that another metrics key does not re-run it)."""
+    return {k: config["metrics"][k] for k in ("weights", "missing_weights")}
+
+
 def dataset_reference_variant(wildcards):
     """The variant the others of {dataset} are compared with (the baseline)."""
     return reference_variant(config, wildcards.dataset)

@@ -8,7 +8,7 @@ rule plan_samples:
     output:
         plan=L("sample_plan"),
     params:
-        cfg=job_config,
+        cfg=config_of("sample"),
     log:
         log_of("plan_samples", "{dataset}", "{variant}"),
     threads: 1
@@ -32,7 +32,7 @@ rule sample_shard:
     wildcard_constraints:
         shard=r"\d+",
     params:
-        cfg=job_config,
+        cfg=config_of("sample"),
         shards=sample_shard_count,
     log:
         log_of("sample_shard", "{dataset}", "{variant}", "{shard}"),
@@ -56,7 +56,7 @@ rule gather_samples:
     output:
         manifest=L("samples_manifest"),
     params:
-        cfg=job_config,
+        cfg=config_of("sample"),
     log:
         log_of("gather_samples", "{dataset}", "{variant}"),
     threads: 1
@@ -76,6 +76,7 @@ rule reverse_snapshots:
     output:
         snapshots=L("snapshots"),
     params:
+        cfg=config_of("sample"),
         device=config["device"],
         snapshots=8,
     log:

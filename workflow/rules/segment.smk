@@ -41,7 +41,7 @@ rule train_segmenter:
     wildcard_constraints:
         source=one_of(sorted({s for _, s in segment_runs()})),
     params:
-        cfg=job_config,
+        cfg=config_of("segment"),
         variants=source_sample_variants,
     log:
         log_of("train_segmenter", "{dataset}", "{source}"),
@@ -67,6 +67,7 @@ rule segmentation_table:
         **segmentation_tables(),
         figures=segment_figures(),
     params:
+        bootstrap=table_bootstrap(),
         layout=segment_layout(),
     log:
         log_of("segmentation_table"),

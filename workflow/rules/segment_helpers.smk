@@ -68,6 +68,11 @@ def segment_layout():
     }
 
 
+def table_bootstrap():
+    """The segmentation table's interval settings (the training jobs do not read them)."""
+    return {"resamples": config["metrics"]["bootstrap"], "seed": config["seed"]}
+
+
 def segmentation_tables():
     """The segmentation table's files, by format."""
     return {fmt: L("table", name="segmentation", fmt=fmt) for fmt in TABLE_FORMATS}

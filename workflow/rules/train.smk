@@ -11,7 +11,7 @@ rule train_model:
         model=L("model"),
         log_csv=L("train_log"),
     params:
-        cfg=job_config,
+        cfg=config_of("data", "diffusion", "model", "train"),
     log:
         log_of("train_model", "{dataset}", "{variant}"),
     benchmark:

@@ -13,7 +13,7 @@ from sonodiff.sample import write_reverse_snapshots
 def main(smk):
     dataset = PreparedDataset(smk.input.manifest, smk.input.info, smk.input.sector)
     write_reverse_snapshots(smk.input.model, dataset, smk.output.snapshots,
-                            num_snapshots=int(smk.params.snapshots), device=smk.params.device)
+                            num_snapshots=int(smk.params.snapshots), device=smk.params.device, cfg=smk.params.cfg)
 
 
 run_rule(snakemake, main)  # noqa: F821 (snakemake is injected)

@@ -6,7 +6,8 @@ from sonodiff.segment.figures import segment_figures
 
 
 def main(smk):
-    write_segmentation_table(smk.input.metrics, smk.output.csv, smk.output.md, smk.output.tex)
+    write_segmentation_table(smk.input.metrics, smk.output.csv, smk.output.md, smk.output.tex,
+                             bootstrap=smk.params.bootstrap)
     segment_figures(smk.params.layout)
 
 

@@ -19,10 +19,10 @@ Speckle statistics
     (``metrics.dynamic_range_db``), p / 255 = 1 + 20 log10(A / A_max) / D, so the envelope is
     recovered (up to the unknown gain A_max, which cancels below) as
     A = 10^((D / 20) (p / 255 - 1)). Speckle SNR = mean(A) / std(A) is measured on small
-    square patches (side ``patch_size(H)`` = max(6, round(H / 8)) pixels, on a grid of
+    square patches (side ``patch_size(H)`` = max(4, round(H / 8)) pixels, on a grid of
     non-overlapping tiles) that lie wholly inside one labelled region, so each patch sits at
     about one depth in one tissue, over the patch's unclipped pixels only (p = 0 or 255 were cut
-    off by the log compression; a patch needs ``MIN_PIXELS`` unclipped pixels). An image's SNR
+    off by the log compression; a patch needs 3/4 of its pixels unclipped). An image's SNR
     for a label is the mean over its patches (NaN without any).
     Rows: the synthetic and the real set's mean SNR and their signed difference synthetic - real;
     the Rayleigh value of fully developed speckle, sqrt(pi / (4 - pi)) = 1.913 (Wagner et al.
@@ -63,7 +63,8 @@ from sonodiff.diffusion.depth import depth_from_sector_mask
 
 RAYLEIGH_SNR = math.sqrt(math.pi / (4.0 - math.pi))  # 1.9131
 MIN_PIXELS = 16
-MIN_PATCH = 6
+MIN_PATCH = 4
+KEPT_FRACTION = 0.75  # of a speckle patch's pixels that must be unclipped
 CHANCE_DRAWS = 20
 LEVELS = 256
 
@@ -132,7 +133,7 @@ def envelope(images: np.ndarray, dynamic_range_db: float) -> np.ndarray:
 
 
 def patch_size(height: int) -> int:
-    """Side (pixels) of the square speckle patches: max(6, round(H / 8))."""
+    """Side (pixels) of the square speckle patches: max(4, round(H / 8))."""
     return max(MIN_PATCH, round(height / 8))
 
 
@@ -141,7 +142,7 @@ def speckle_snr(images: np.ndarray, labels: np.ndarray, label_ids: list[int],
     """Envelope SNR = mean(A) / std(A), averaged over an image's patches of each label: (N, L).
 
     Patches: non-overlapping ``patch_size`` tiles wholly inside one label; clipped pixels (0 or
-    255) are left out of a patch's mean and std, and a patch needs ``MIN_PIXELS`` others; NaN
+    255) are left out of a patch's mean and std, and a patch needs ``KEPT_FRACTION`` of its pixels; NaN
     where an image has no such patch of a label.
     """
     n, h, w = images.shape
@@ -162,7 +163,7 @@ def speckle_snr(images: np.ndarray, labels: np.ndarray, label_ids: list[int],
         snr = mean / np.sqrt(var)
     out = np.full((n, len(label_ids)), np.nan)
     for j, lab in enumerate(label_ids):
-        ok = (t_lab == lab).all(axis=-1) & (n_kept >= MIN_PIXELS) & np.isfinite(snr)
+        ok = (t_lab == lab).all(axis=-1) & (n_kept >= KEPT_FRACTION * size * size) & np.isfinite(snr)
         counts = ok.sum(axis=(1, 2))
         sums = np.where(ok, snr, 0.0).sum(axis=(1, 2))
         with np.errstate(invalid="ignore", divide="ignore"):

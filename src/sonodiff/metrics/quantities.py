@@ -5,7 +5,7 @@ compared with: Inception features per FID dimension, the paired metrics of the p
 generated from an undeformed validation label map and the real image of that map), and the
 physics arrays (:class:`sonodiff.metrics.physics.PhysicsValues`), with every image's sample id
 and patient id. A :class:`Quantity` is one figure: a statistic of the synthetic rows i and the
-real rows j, ``stat(values, i, j)``.
+real rows j, ``stat(values, i, j)`` (of the pair rows i for the paired metrics).
 
 Resampling unit (:mod:`sonodiff.stats`): the patient. For a conditional model the synthetic
 images of a patient's label maps and that patient's real images are drawn together (one draw
@@ -101,15 +101,16 @@ class SetValues:
                    dict(zip((str(k) for k in a["reason_keys"]), (str(t) for t in a["reason_texts"]))))
 
 
-Stat = Callable[[SetValues, np.ndarray, np.ndarray], float]
+#: ``stat(values, i, j)`` of synthetic rows i and real rows j; ``stat(values, i)`` of pair rows i.
+Stat = Callable[..., float]
 
 
 @dataclass(frozen=True)
 class Quantity:
     """One figure: where it goes in the record, its statistic, and how it is resampled.
 
-    ``unit``: ``images`` (rows of the synthetic and the real set) or ``pairs`` (rows of the
-    pairs; j is unused). ``compares``: whether a variant difference means something (not for a
+    ``unit``: ``images`` (``stat(values, i, j)``, rows of the synthetic and the real set) or
+    ``pairs`` (``stat(values, i)``, rows of the pairs). ``compares``: whether a variant difference means something (not for a
     real-only figure). ``interval``: False for a figure reported without one (the gCNR baseline).
     """
 
@@ -133,8 +134,8 @@ def _rows(values: SetValues, q: Quantity) -> tuple[list[np.ndarray], list, bool]
 def evaluate(values: SetValues, q: Quantity, resamples: int, seed: int) -> dict:
     """The figure of ``q`` on one variant's values, with its patient-level interval."""
     samples, clusters, shared = _rows(values, q)
-    return figure(lambda *rows: q.stat(values, *rows, *([None] if q.unit == "pairs" else [])), samples,
-                  resamples if q.interval else 0, seed, clusters, shared, q.bias_corrected)
+    return figure(lambda *rows: q.stat(values, *rows), samples, resamples if q.interval else 0, seed,
+                  clusters, shared, q.bias_corrected)
 
 
 def difference(a: SetValues, b: SetValues, q: Quantity, resamples: int, seed: int) -> dict:
@@ -143,8 +144,7 @@ def difference(a: SetValues, b: SetValues, q: Quantity, resamples: int, seed: in
         if not np.array_equal(getattr(a, name), getattr(b, name)):
             raise ValueError(f"the variants' {name} differ: they were not sampled from one plan")
     samples, clusters, shared = _rows(a, q)
-    pad = [None] if q.unit == "pairs" else []
-    return figure(lambda *rows: q.stat(b, *rows, *pad) - q.stat(a, *rows, *pad), samples, resamples, seed,
+    return figure(lambda *rows: q.stat(b, *rows) - q.stat(a, *rows), samples, resamples, seed,
                   clusters, shared, q.bias_corrected)
 
 
@@ -160,7 +160,7 @@ def image_quantities(dims: Sequence[int]) -> list[Quantity]:
 
 
 def _paired_stat(metric: str, stat: str) -> Stat:
-    def value(v: SetValues, i: np.ndarray, _j) -> float:
+    def value(v: SetValues, i: np.ndarray) -> float:
         x = np.asarray(v.pairs[metric], dtype=np.float64)[i]
         return {"mean": x.mean, "std": x.std, "range": lambda: x.max() - x.min()}[stat]()
     return value

@@ -10,7 +10,8 @@ and PSNR over the undeformed pairs, the depth-profile L1, and the segmentation r
 sources on the same test images (:func:`sonodiff.report.segmentation_table.difference_rows`).
 The verdict reads the interval: it names the better side when the interval excludes 0 (lower
 is better for FID, KID, LPIPS and L1; higher for SSIM, PSNR and Dice), says "not resolved" when it
-covers 0, and "no interval" when there are too few patients to draw.
+covers 0, and draws none below :data:`MIN_PATIENTS` patients (the default config's phantoms have
+2-3 validation and test patients: their intervals are shown, but they cannot carry a verdict).
 """
 
 from __future__ import annotations
@@ -37,13 +38,28 @@ ROWS = (
 DEPTH_ROW = ("depth profile", "sector", "L1 synthetic vs real")
 
 
+#: Patients below which no verdict is drawn: a bootstrap over 2-4 clusters has a handful of
+#: distinct resamples, and its interval understates the spread between patients.
+MIN_PATIENTS = 5
+
+
+def patients(fig: Mapping) -> int | None:
+    """Patients a figure's interval resampled (the real set's, the pairs' or the test images')."""
+    clusters = fig.get("n_clusters") or ([fig["n_patients"]] if "n_patients" in fig else [])
+    return int(clusters[-1]) if clusters else None
+
+
 def verdict(fig: Mapping | None, lower_is_better: bool, a: str, b: str) -> str:
-    """Which of ``a`` (reference) and ``b`` the interval of ``b - a`` favours, if it excludes 0."""
+    """Which of ``a`` (reference) and ``b`` the interval of ``b - a`` favours, if it excludes 0
+    and rests on at least :data:`MIN_PATIENTS` patients."""
     if not fig or fig.get("status") != "ok":
         return "n/a"
     ci = fig.get("ci")
     if not ci:
         return "no interval (too few patients)"
+    n = patients(fig)
+    if n is not None and n < MIN_PATIENTS:
+        return f"none: {n} patient{'' if n == 1 else 's'} (< {MIN_PATIENTS})"
     if ci[0] <= 0 <= ci[1]:
         return "not resolved (interval covers 0)"
     b_lower = ci[1] < 0
@@ -66,9 +82,8 @@ def _n(fig: Mapping | None) -> str:
     """Patients (of the real set, the pairs or the test images) and synthetic or test images."""
     if not fig or fig.get("status") != "ok":
         return "–"
-    clusters = fig.get("n_clusters") or ([fig["n_patients"]] if "n_patients" in fig else [])
-    images = fig.get("n") or []
-    return ", ".join([_many(clusters[-1], "patient")] * bool(clusters) + [_many(images[0], "image")] * bool(images))
+    n, images = patients(fig), fig.get("n") or []
+    return ", ".join([_many(n, "patient")] * (n is not None) + [_many(images[0], "image")] * bool(images))
 
 
 def variant_rows(diff: Mapping) -> list[tuple[list[str], Mapping | None, bool]]:
@@ -110,7 +125,8 @@ def verdict_table(differences: Sequence[Mapping], segmentation: Mapping[str, Seq
             table.rows.append(([ds, comparison, name, _n(fig), verdict(fig, lower, a, b)], [Cell.from_figure(fig)]))
     table.notes = ["b - a: the difference on the same patients (a paired bootstrap), 95% percentile interval over "
                    "patients; FID bias-corrected with the basic interval. Lower is better for FID, KID, LPIPS and "
-                   "L1, higher for SSIM, PSNR and Dice."]
+                   "L1, higher for SSIM, PSNR and Dice. No verdict below " + str(MIN_PATIENTS) + " patients: a bootstrap over "
+                   "fewer clusters has a handful of distinct resamples and understates the spread between patients."]
     return table
 
 

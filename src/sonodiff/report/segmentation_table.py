@@ -291,9 +291,15 @@ def difference_rows(table_csv: str | Path) -> dict[str, list[tuple[str, str, dic
 
 def write_segmentation_table(metrics_paths: Iterable[str | Path], out_csv: str | Path,
                              out_md: str | Path, out_tex: str | Path,
-                             reference: str = REFERENCE_SOURCE) -> pd.DataFrame:
-    """Read the segmentation records (datasets and sources in the given order) and write the table."""
+                             reference: str = REFERENCE_SOURCE, bootstrap: Mapping | None = None) -> pd.DataFrame:
+    """Read the segmentation records (datasets and sources in the given order) and write the table.
+
+    ``bootstrap`` (``resamples``, ``seed``: ``metrics.bootstrap`` and the master seed, from the
+    rule) sets the intervals, so that a change of them re-runs this table, not the training.
+    """
     metrics = [read_segment_record(p) for p in metrics_paths]
+    if bootstrap:
+        metrics = [{**m, "bootstrap": {**m.get("bootstrap", {}), **bootstrap}} for m in metrics]
     df = build_table(metrics, reference)
     labels: dict[str, dict[str, str]] = {}
     for m in metrics:

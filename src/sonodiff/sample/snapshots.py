@@ -2,7 +2,7 @@
 
 The chain is the sampling stage's own: the model's guided prediction and the sampler, steps,
 guidance weight (:func:`sonodiff.config.guidance_weight`), eta and clipping of the ``sample``
-section of the config it was trained with, from the initial noise x_T ~ N(0, I) of
+section of the job's config (the rule's, or the one stored with the model), from the initial noise x_T ~ N(0, I) of
 ``Generator().manual_seed(seed)`` (the config's seed) with step noise from ``seed + 1``, conditioned on the label map of the first validation row (by
 ``sample_id``) of the prepared dataset. With K respaced steps it keeps x_t every
 ``max(1, (K - 1) div (n - 2))`` steps (and at the first step), then ``n - 1`` of those evenly
@@ -15,6 +15,7 @@ The file is :func:`sonodiff.contracts.samples.write_snapshots` (``FINAL_STEP`` m
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -29,12 +30,14 @@ from sonodiff.sample.generate import apply_sector, configured_mask, configured_p
 
 
 def reverse_chain(loaded: LoadedModel, labels: np.ndarray | None, num_snapshots: int, seed: int,
-                  progress: bool = True, sector: torch.Tensor | None = None) -> tuple[list[int], np.ndarray]:
+                  progress: bool = True, sector: torch.Tensor | None = None,
+                  scfg: Mapping | None = None) -> tuple[list[int], np.ndarray]:
     """(original step of each frame, FINAL_STEP for x_0) and the frames (n, H, W) of one chain.
 
-    ``sector``: a (H, W) bool mask; x_0 is set to -1 outside it (None: unmasked).
+    ``sector``: a (H, W) bool mask; x_0 is set to -1 outside it (None: unmasked). ``scfg``: the
+    ``sample`` section (None: the one stored with the model).
     """
-    scfg = loaded.config["sample"]
+    scfg = loaded.config["sample"] if scfg is None else scfg
     sampler, process = configured_process(loaded.diffusion, scfg)
     n = process.num_steps
     every = max(1, (n - 1) // max(num_snapshots - 2, 1))
@@ -64,11 +67,17 @@ def snapshot_label_map(dataset: PreparedDataset) -> np.ndarray | None:
 
 
 def write_reverse_snapshots(model_path: str | Path, dataset: PreparedDataset, out: str | Path,
-                            num_snapshots: int = 8, device: str = "auto", progress: bool = True) -> Path:
-    """Write the snapshots of one chain of ``model_path`` on ``dataset`` (module docstring) to ``out``."""
+                            num_snapshots: int = 8, device: str = "auto", progress: bool = True,
+                            cfg: Mapping | None = None) -> Path:
+    """Write the snapshots of one chain of ``model_path`` on ``dataset`` (module docstring) to ``out``.
+
+    ``cfg``: the job's config (its ``sample`` section and ``seed``); None uses the config stored
+    with the model (a model file that holds one).
+    """
     labels = snapshot_label_map(dataset)
     loaded = load_model(model_path, resolve_device(device))
-    sector = configured_mask(loaded.config["sample"], dataset.sector_path, loaded)
-    steps, frames = reverse_chain(loaded, labels, num_snapshots, seed=int(loaded.config["seed"]), progress=progress,
-                                  sector=sector)
+    cfg = loaded.config if cfg is None else cfg
+    sector = configured_mask(cfg["sample"], dataset.sector_path, loaded)
+    steps, frames = reverse_chain(loaded, labels, num_snapshots, seed=int(cfg["seed"]), progress=progress,
+                                  sector=sector, scfg=cfg["sample"])
     return write_snapshots(out, steps, frames, labels)

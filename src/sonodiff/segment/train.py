@@ -303,8 +303,7 @@ def segmentation_record(info: Mapping, source: str, structures: Mapping, sets: M
         "seeds": [f["seed"] for f in fits],
         "structures": dict(structures),
         "dice": summarize_seeds(dice, keys),
-        "bootstrap": {"resamples": int(cfg.get("metrics", {}).get("bootstrap", 1000)), "level": 0.95,
-                      "seed": int(cfg.get("seed", 0)), "unit": "patient_id"},
+        "bootstrap": {"level": 0.95, "seed": int(cfg.get("seed", 0)), "unit": "patient_id"},  # resamples: the table's
         "counts": {"train": len(sets["train"]), "val": len(sets["val"]), "test": len(test),
                    "test_patients": int(test["patient_id"].nunique()), "seeds": len(fits)},
         "train": {"steps": int(seg["steps"]), "val_every": int(seg["val_every"])},
