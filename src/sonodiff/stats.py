@@ -151,6 +151,16 @@ def figure(stat: Callable[..., float], samples: Sequence[np.ndarray], resamples:
     return out
 
 
+def finite_mean(values: np.ndarray) -> np.ndarray | float:
+    """Mean over the first axis of the finite values; NaN (without numpy's warning) where there
+    are none. A float for a 1-D input."""
+    x = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(x)
+    count, total = finite.sum(axis=0), np.where(finite, x, 0.0).sum(axis=0)
+    out = np.divide(total, count, out=np.full(np.shape(total), np.nan), where=count > 0)
+    return float(out) if out.ndim == 0 else out
+
+
 def not_available(reason: str) -> dict:
     """A figure that could not be computed, with the reason."""
     return {"value": None, "ci": None, "status": "n/a", "reason": reason}

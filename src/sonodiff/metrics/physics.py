@@ -233,12 +233,6 @@ def gcnr_chance(h_a: np.ndarray, h_b: np.ndarray, seed: int = 0) -> float:
     return float(np.mean(draws))
 
 
-def nanmean(x: np.ndarray) -> float:
-    """Mean of the finite values (NaN without any), without numpy's empty-slice warning."""
-    with _quiet():
-        return float(np.nanmean(x)) if len(x) else math.nan
-
-
 # ---------------------------------------------------------------- per-image values of one set
 
 @dataclass(frozen=True)
@@ -277,6 +271,6 @@ def physics_values(images: np.ndarray, labels: np.ndarray | None, sector: np.nda
 
 __all__ = [
     "RAYLEIGH_SNR", "PhysicsValues", "depth_bins", "depth_profiles", "envelope", "gcnr", "gcnr_bins",
-    "gcnr_chance", "label_histograms", "nanmean", "patch_size", "physics_values", "pooled_gcnr",
+    "gcnr_chance", "label_histograms", "patch_size", "physics_values", "pooled_gcnr",
     "pooled_wasserstein", "profile_curves", "profile_l1", "rebin", "speckle_snr",
 ]

@@ -29,7 +29,7 @@ import numpy as np
 from sonodiff.metrics import fid as fidlib
 from sonodiff.metrics import physics
 from sonodiff.metrics.kid import ResampledKID
-from sonodiff.stats import figure, not_available
+from sonodiff.stats import figure, finite_mean, not_available
 
 PAIRED_METRICS = ("lpips", "ssim", "psnr")
 PAIRED_STATS = ("mean", "std", "range")
@@ -178,8 +178,8 @@ def physics_quantities(label_names: Sequence[str]) -> list[Quantity]:
     out = [Quantity(("physics", "depth profile", "sector", "L1 synthetic vs real"),
                     lambda v, i, j: physics.profile_l1(v.syn_physics.profiles[i], v.real_physics.profiles[j]))]
     for k, name in enumerate(label_names):
-        syn = lambda v, i, j, k=k: physics.nanmean(v.syn_physics.snr[i, k])  # noqa: E731
-        real = lambda v, i, j, k=k: physics.nanmean(v.real_physics.snr[j, k])  # noqa: E731
+        syn = lambda v, i, j, k=k: finite_mean(v.syn_physics.snr[i, k])  # noqa: E731
+        real = lambda v, i, j, k=k: finite_mean(v.real_physics.snr[j, k])  # noqa: E731
         out += [Quantity(("physics", "speckle SNR", name, "synthetic"), syn),
                 Quantity(("physics", "speckle SNR", name, "real"), real, compares=False),
                 Quantity(("physics", "speckle SNR", name, "synthetic - real"),

@@ -24,7 +24,7 @@ from typing import Mapping, Sequence
 from sonodiff.contracts.metrics_record import read_differences
 from sonodiff.io import write_text
 from sonodiff.report.segmentation_table import difference_rows
-from sonodiff.report.table_writer import Cell, Table, to_markdown, write_table
+from sonodiff.report.table_writer import Cell, Table, count_of, nested, to_markdown, write_table
 from sonodiff.report.tables_html import TABLE_CSS, markdown_html
 
 #: (record path, figure name, True when lower is better).
@@ -59,23 +59,11 @@ def verdict(fig: Mapping | None, lower_is_better: bool, a: str, b: str) -> str:
         return "no interval (too few patients)"
     n = patients(fig)
     if n is not None and n < MIN_PATIENTS:
-        return f"none: {n} patient{'' if n == 1 else 's'} (< {MIN_PATIENTS})"
+        return f"none: {count_of(n, 'patient')} (< {MIN_PATIENTS})"
     if ci[0] <= 0 <= ci[1]:
         return "not resolved (interval covers 0)"
     b_lower = ci[1] < 0
     return f"{b if b_lower == lower_is_better else a} better"
-
-
-def _get(node, *keys):
-    for key in keys:
-        if not isinstance(node, Mapping) or key not in node:
-            return None
-        node = node[key]
-    return node
-
-
-def _many(n, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _n(fig: Mapping | None) -> str:
@@ -83,7 +71,7 @@ def _n(fig: Mapping | None) -> str:
     if not fig or fig.get("status") != "ok":
         return "–"
     n, images = patients(fig), fig.get("n") or []
-    return ", ".join([_many(n, "patient")] * (n is not None) + [_many(images[0], "image")] * bool(images))
+    return ", ".join([count_of(n, "patient")] * (n is not None) + [count_of(images[0], "image")] * bool(images))
 
 
 def variant_rows(diff: Mapping) -> list[tuple[list[str], Mapping | None, bool]]:
@@ -97,13 +85,13 @@ def variant_rows(diff: Mapping) -> list[tuple[list[str], Mapping | None, bool]]:
             if path[1] is None:
                 if not dims:
                     continue
-                fig = _get(sections, path[0], str(dims[0]))
+                fig = nested(sections, path[0], str(dims[0]))
                 name = name.format(layer=f"{dims[0]} dims")
             else:
-                fig = _get(sections, *path)
+                fig = nested(sections, *path)
             if fig is not None:   # absent: not configured (n/a figures carry their reason and stay)
                 out.append(([label, name], fig, lower))
-        depth = next((r for r in _get(sections, "physics", "rows") or []
+        depth = next((r for r in nested(sections, "physics", "rows") or []
                       if (r["metric"], r["region"], r["quantity"]) == DEPTH_ROW), None)
         out.append(([label, "depth-profile L1"], depth, True))
     return out

@@ -50,7 +50,7 @@ from sonodiff.contracts.segmentation import read_segment_record
 from sonodiff.errors import InputError
 from sonodiff.io import write_text
 from sonodiff.report.table_writer import Cell, Table, write_table
-from sonodiff.stats import cluster_bootstrap_ci, not_available, paired_difference_figure
+from sonodiff.stats import cluster_bootstrap_ci, finite_mean, not_available, paired_difference_figure
 
 #: Published rows (Dice %, mean and std over test images) for CAMUS-like data: Echo from noise, table 1.
 PUBLISHED = (
@@ -91,22 +91,14 @@ def _pct(x: float | None) -> float:
     return float("nan") if x is None or not math.isfinite(x) else 100.0 * float(x)
 
 
-def _finite_mean(values: np.ndarray) -> np.ndarray:
-    """Mean over the first axis of the finite values; NaN (without a warning) where there are none."""
-    x = np.asarray(values, dtype=np.float64)
-    finite = np.isfinite(x)
-    count, total = finite.sum(axis=0), np.where(finite, x, 0.0).sum(axis=0)
-    return np.divide(total, count, out=np.full(np.shape(total), np.nan), where=count > 0)
-
-
 def _nanmean(values: np.ndarray) -> float:
     """nanmean_i d_i of one structure's Dice (N,)."""
-    return float(_finite_mean(values))
+    return float(finite_mean(values))
 
 
 def structure_mean(dice: np.ndarray) -> float:
     """M = mean_j nanmean_i d_ij of Dice (N, S): the Mean column's statistic."""
-    return float(_finite_mean(_finite_mean(dice)))
+    return float(finite_mean(finite_mean(dice)))
 
 
 def _per_image(m: Mapping) -> np.ndarray:

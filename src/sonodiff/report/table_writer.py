@@ -34,6 +34,20 @@ FORMATS = ("csv", "md", "tex")
 PM_TEX = r"$\pm$"
 
 
+def nested(node: object, *keys: str) -> object | None:
+    """``node[k1][k2]...``, or None where a key is missing (records with optional sections)."""
+    for key in keys:
+        if not isinstance(node, Mapping) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def count_of(n: int | None, noun: str) -> str:
+    """``"1 patient"``, ``"3 patients"`` (None counts as 0)."""
+    return f"{n or 0} {noun}{'' if n == 1 else 's'}"
+
+
 @dataclass
 class Cell:
     """One value cell: ours (with CI, standard deviation or an n/a reason) or a published value

@@ -32,7 +32,7 @@ from typing import Iterable, Mapping, Sequence
 from sonodiff.contracts.metrics_record import read_differences, read_metrics_record
 from sonodiff.errors import InputError
 from sonodiff.report import published as pub
-from sonodiff.report.table_writer import Cell, Table, write_table
+from sonodiff.report.table_writer import Cell, Table, count_of, nested, write_table
 
 LAYERS = {64: "1st MP", 192: "2nd MP", 768: "pre-aux", 2048: "pool3"}
 PAIRED_ROWS = (("lpips", "LPIPS"), ("ssim", "SSIM"), ("psnr", "PSNR"))
@@ -60,14 +60,6 @@ CI_NOTE = ("[lo, hi]: 95% percentile bootstrap interval over patients (a patient
            "drawn together; unconditional samples one by one).")
 
 
-def _get(node: Mapping | None, *keys: str) -> Mapping | None:
-    for key in keys:
-        if not isinstance(node, Mapping) or key not in node:
-            return None
-        node = node[key]
-    return node
-
-
 def _compared(differences: Mapping[str, Mapping], variants: Sequence[str]) -> list[str]:
     """Variants that some dataset compares with its reference, in table order."""
     return [v for v in variants if any(v in d.get("variants", {}) for d in differences.values())]
@@ -79,22 +71,18 @@ def _sign_note(differences: Mapping[str, Mapping]) -> str:
             "an interval that excludes 0 says the variants differ.") if refs else ""
 
 
-def _many(n: int | None, noun: str) -> str:
-    return f"{n or 0} {noun}{'' if n == 1 else 's'}"
-
-
 def _counts_note(results: Sequence[Mapping], kind: str = "images") -> str:
     """Per dataset, how many images and patients the figures rest on (from the first variant's record)."""
     parts = []
     for ds in sorted({r["dataset"] for r in results}):
         c = next(r for r in results if r["dataset"] == ds).get("counts", {})
         if kind == "pairs":
-            parts.append(f"{ds}: {_many(c.get('pairs'), 'pair')} of {_many(c.get('pair_patients'), 'patient')}")
+            parts.append(f"{ds}: {count_of(c.get('pairs'), 'pair')} of {count_of(c.get('pair_patients'), 'patient')}")
         else:
             syn = c.get("synthetic_patients")
-            parts.append(f"{ds}: {_many(c.get('synthetic_images'), 'synthetic image')}"
-                         + (f" of {_many(syn, 'patient')}" if syn else " (unconditional)")
-                         + f", {_many(c.get('real_images'), 'real image')} of {_many(c.get('real_patients'), 'patient')}")
+            parts.append(f"{ds}: {count_of(c.get('synthetic_images'), 'synthetic image')}"
+                         + (f" of {count_of(syn, 'patient')}" if syn else " (unconditional)")
+                         + f", {count_of(c.get('real_images'), 'real image')} of {count_of(c.get('real_patients'), 'patient')}")
     return "n: " + "; ".join(parts) + "."
 
 
@@ -119,11 +107,11 @@ def fid_table(results: Sequence[Mapping], differences: Mapping[str, Mapping], fo
             cells = []
             for v, kind in columns:
                 if v.startswith("Δ "):
-                    fig = _get(differences.get(ds), "variants", v[2:], "fid" if kind.startswith("FID") else "kid", str(d))
+                    fig = nested(differences.get(ds), "variants", v[2:], "fid" if kind.startswith("FID") else "kid", str(d))
                     cells.append(Cell.from_figure(fig))
                     continue
                 res = by_key.get((ds, v))
-                fid = _get(res, "fid", str(d))
+                fid = nested(res, "fid", str(d))
                 if kind == "published":
                     value = pub.FID.get(paper_ds or "", {}).get(pub.paper_variant(b_min[v]) or "", {}).get(d)
                     cells.append(Cell(value, published=True))
@@ -131,7 +119,7 @@ def fid_table(results: Sequence[Mapping], differences: Mapping[str, Mapping], fo
                     plain = dict(fid, value=fid.get("estimate"), ci=None) if fid and fid.get("status") == "ok" else fid
                     cells.append(Cell.from_figure(plain))
                 else:
-                    cells.append(Cell.from_figure(fid if kind.startswith("FID") else _get(res, "kid", str(d))))
+                    cells.append(Cell.from_figure(fid if kind.startswith("FID") else nested(res, "kid", str(d))))
                 if fid and fid.get("warning") and f"{ds}, {LAYERS.get(d, d)}: {fid['warning']}" not in warnings:
                     warnings.append(f"{ds}, {LAYERS.get(d, d)}: {fid['warning']}")
             table.rows.append(([ds, paper_ds or "–", LAYERS.get(d, str(d))], cells))
@@ -158,7 +146,7 @@ def paired_table(results: Sequence[Mapping], differences: Mapping[str, Mapping],
             cells = []
             for v, ds, kind in columns:
                 if v.startswith("Δ "):
-                    fig = _get(differences.get(ds), "variants", v[2:], "paired", metric, stat)
+                    fig = nested(differences.get(ds), "variants", v[2:], "paired", metric, stat)
                     cells.append(Cell.from_figure(fig) if stat == "mean" else Cell(None))
                 elif kind == "published":
                     paper_ds = pub.paper_dataset(ds, formats[ds]) or ""
@@ -166,7 +154,7 @@ def paired_table(results: Sequence[Mapping], differences: Mapping[str, Mapping],
                         .get(metric, {}).get(stat)
                     cells.append(Cell(value, published=True))
                 else:
-                    cells.append(Cell.from_figure(_get(by_key.get((ds, v)), "paired", metric, stat)))
+                    cells.append(Cell.from_figure(nested(by_key.get((ds, v)), "paired", metric, stat)))
             table.rows.append(([metric_name, stat_name], cells))
     table.notes = [CI_NOTE.replace("(a patient's synthetic and real images drawn together; unconditional samples "
                                    "one by one)", "(the pairs' patients)"), _counts_note(results, "pairs"),
@@ -179,7 +167,7 @@ def paired_table(results: Sequence[Mapping], differences: Mapping[str, Mapping],
 
 def _physics_rows(res: Mapping | None) -> dict[tuple[str, ...], Mapping]:
     """(metric, region, quantity) -> figure of a record's (or a difference's) ``physics.rows``."""
-    rows = _get(res, "physics", "rows") or []
+    rows = nested(res, "physics", "rows") or []
     return {(r["metric"], r["region"], r["quantity"]): r for r in rows}
 
 
@@ -194,7 +182,7 @@ def physics_table(results: Sequence[Mapping], differences: Mapping[str, Mapping]
                   ["Dataset", "Metric", "Region", "Quantity"], [(v,) for v in variants] + [(f"Δ {v}",) for v in compared])
     for ds in sorted(formats):
         per_variant = {v: _physics_rows(by_key.get((ds, v))) for v in variants}
-        per_diff = {v: _physics_rows(_get(differences.get(ds), "variants", v)) for v in compared}
+        per_diff = {v: _physics_rows(nested(differences.get(ds), "variants", v)) for v in compared}
         order: list[tuple[str, ...]] = []
         for rows in per_variant.values():
             order += [k for k in rows if k not in order]

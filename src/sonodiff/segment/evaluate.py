@@ -36,6 +36,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from sonodiff.errors import InputError
+from sonodiff.stats import finite_mean
 
 #: CAMUS structures: key -> (display name, prepared ids).
 CAMUS_STRUCTURES = {
@@ -94,9 +95,7 @@ def dice_per_structure(pred, true, structures: Mapping[str, Mapping]) -> np.ndar
 
 def _nanmean(values: np.ndarray) -> float:
     """Mean of the finite values; NaN (without a warning) when there are none."""
-    x = np.asarray(values, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    return float(x.mean()) if x.size else float("nan")
+    return float(finite_mean(np.ravel(values)))
 
 
 def structure_means(dice: np.ndarray) -> np.ndarray:
