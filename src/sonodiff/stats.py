@@ -1,4 +1,4 @@
-"""Bootstrap confidence intervals, the one record every reported figure uses, and score summaries.
+"""Bootstrap confidence intervals and the one record every reported figure uses.
 
 Neither paper reports an interval; every figure we compute carries a 95% bootstrap interval
 (Efron & Tibshirani 1993, ch. 13) that resamples the independent unit:
@@ -68,21 +68,14 @@ def _row_codes(samples: Sequence[np.ndarray], clusters: Clusters, shared: bool) 
         raise ValueError(f"clusters: {len(clusters)} id lists for {len(samples)} samples")
     common: dict = {}
     codes, sizes = [], []
-    for s, ids in zip(samples, clusters):
-        ids = range(len(s)) if ids is None else ids
+    for k, (s, ids) in enumerate(zip(samples, clusters)):
+        ids = [("row", k, i) for i in range(len(s))] if ids is None else ids  # a cluster per row
         if len(ids) != len(s):
             raise ValueError(f"clusters: {len(ids)} ids for {len(s)} images")
-        if shared and ids is not None and not isinstance(ids, range):
-            codes.append(_codes(ids, common))
-        elif shared:
-            codes.append(_codes([("row", len(codes), i) for i in ids], common))
-        else:
-            own: dict = {}
-            codes.append(_codes(ids, own))
-            sizes.append(len(own))
-    if shared:
-        sizes = [len(common)] * len(samples)
-    return codes, sizes
+        universe = common if shared else {}
+        codes.append(_codes(ids, universe))
+        sizes.append(len(universe))
+    return codes, [len(common)] * len(samples) if shared else sizes
 
 
 def resampled_rows(samples: Sequence[np.ndarray], resamples: int, seed: int, clusters: Clusters = None,
@@ -164,24 +157,6 @@ def finite_mean(values: np.ndarray) -> np.ndarray | float:
 def not_available(reason: str) -> dict:
     """A figure that could not be computed, with the reason."""
     return {"value": None, "ci": None, "status": "n/a", "reason": reason}
-
-
-def summarize(values: np.ndarray, resamples: int, seed: int) -> dict:
-    """Mean, standard deviation (ddof 0, as numpy and the papers' tables), interval, n.
-
-    Over the n finite values x_i: mean = (1/n) sum_i x_i, std = sqrt((1/n) sum_i (x_i - mean)^2),
-    [ci_low, ci_high] = percentile bootstrap interval of the mean (NaN when not computable).
-    """
-    x = np.asarray(values, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    ci = bootstrap_ci(np.mean, [x], resamples, seed) if x.size else None
-    return {
-        "mean": float(x.mean()) if x.size else float("nan"),
-        "std": float(x.std()) if x.size else float("nan"),
-        "ci_low": ci[0] if ci else float("nan"),
-        "ci_high": ci[1] if ci else float("nan"),
-        "n": int(x.size),
-    }
 
 
 def _percentile_interval(values: np.ndarray, level: float) -> list[float] | None:

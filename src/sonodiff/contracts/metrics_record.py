@@ -53,7 +53,7 @@ def read_differences(path: str | Path) -> dict:
 
 
 def write_metric_values(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
-    write_fid_stats(path, arrays)
+    _write_npz(path, arrays)
 
 
 def read_metric_values(path: str | Path) -> dict[str, np.ndarray]:
@@ -62,6 +62,10 @@ def read_metric_values(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def write_fid_stats(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
+    _write_npz(path, arrays)
+
+
+def _write_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **arrays)
 

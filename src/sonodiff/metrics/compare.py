@@ -34,7 +34,7 @@ def variant_differences(reference: SetValues, other: SetValues, resamples: int, 
     for q in quantities.quantities(reference):
         if q.compares:
             place(out, q.path, quantities.difference(reference, other, q, resamples, seed))
-    for path, fig in quantities.unavailable(reference, sorted(reference.features) or dims):
+    for path, fig in quantities.unavailable(reference, dims):
         if path[0] != "paired" or path[-1] == "mean":
             place(out, path, fig)
     return out

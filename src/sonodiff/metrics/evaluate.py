@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from sonodiff.contracts.dataset import PreparedDataset
+from sonodiff.contracts.labelmaps import is_undeformed
 from sonodiff.contracts.manifest import read_manifest
 from sonodiff.contracts.metrics_record import (read_fid_stats, write_fid_stats, write_metric_values,
                                                write_metrics_record)
@@ -144,17 +145,18 @@ def figures(values: SetValues, dims: Sequence[int], resamples: int, seed: int) -
 
 def _pairs(samples: pd.DataFrame) -> pd.DataFrame:
     """The evaluated samples made from undeformed label maps (``sample_id == source_sample_id``)."""
-    return samples[(samples["sample_id"] == samples["source_sample_id"]) & (samples["real_image"] != "")]
+    return samples[is_undeformed(samples) & (samples["real_image"] != "")]
 
 
-def _pair_values(cfg: Mapping, pairs: pd.DataFrame, manifest: str | Path, progress: bool) -> tuple[dict, dict]:
-    """Per-pair LPIPS, SSIM, PSNR of the undeformed pairs, and the reasons for what is missing."""
+def _pair_values(cfg: Mapping, pairs: pd.DataFrame, syn: np.ndarray, manifest: str | Path,
+                 progress: bool) -> tuple[dict, dict]:
+    """Per-pair LPIPS, SSIM, PSNR of the undeformed pairs (``syn``: their synthetic images), and the
+    reasons for what is missing."""
     from sonodiff.metrics import paired  # torchmetrics: only the metrics job needs it
 
     if pairs.empty:
         return {}, {"pairs": "no sample was made from an undeformed label map with a real image (unconditional "
                              "model, or augment.splits without val)"}
-    syn = read_pngs(pairs["image"].tolist(), manifest)
     real = read_pngs(pairs["real_image"].tolist(), manifest)
     if real.shape[1:] != syn.shape[1:]:
         raise InputError(manifest, "real_image and image sizes differ")
@@ -226,7 +228,8 @@ def set_values(samples_manifest: str | Path, dataset: PreparedDataset, real_stat
     real_phys = physics.physics_values(real_images, dataset.label_maps(real) if ids else None, *args)
     features, real_features, fid_reason = _features(cfg, real_stats, syn_images, real, progress)
     pairs = _pairs(samples)
-    pair_metrics, pair_reasons = _pair_values(cfg, pairs, samples_manifest, progress)
+    pair_metrics, pair_reasons = _pair_values(cfg, pairs, syn_images[pairs.index.to_numpy()], samples_manifest,
+                                              progress)  # the samples' index is their row in syn_images
     return SetValues(
         syn_ids=samples["sample_id"].to_numpy(str), syn_patients=samples["patient_id"].to_numpy(str),
         real_ids=real["sample_id"].to_numpy(str), real_patients=real["patient_id"].to_numpy(str),

@@ -27,12 +27,11 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from sonodiff.metrics import fid as fidlib
-from sonodiff.metrics import physics
+from sonodiff.metrics import paired, physics
 from sonodiff.metrics.kid import ResampledKID
 from sonodiff.stats import figure, finite_mean, not_available
 
 PAIRED_METRICS = ("lpips", "ssim", "psnr")
-PAIRED_STATS = ("mean", "std", "range")
 
 
 @dataclass
@@ -161,8 +160,7 @@ def image_quantities(dims: Sequence[int]) -> list[Quantity]:
 
 def _paired_stat(metric: str, stat: str) -> Stat:
     def value(v: SetValues, i: np.ndarray) -> float:
-        x = np.asarray(v.pairs[metric], dtype=np.float64)[i]
-        return {"mean": x.mean, "std": x.std, "range": lambda: x.max() - x.min()}[stat]()
+        return paired.summary(np.asarray(v.pairs[metric])[i])[stat]
     return value
 
 
@@ -170,7 +168,7 @@ def paired_quantities(metrics: Sequence[str] = PAIRED_METRICS) -> list[Quantity]
     """Mean, standard deviation (ddof 0) and range of each paired metric over the pairs; only the
     mean is compared between variants."""
     return [Quantity(("paired", m, s), _paired_stat(m, s), unit="pairs", compares=s == "mean")
-            for m in metrics for s in PAIRED_STATS]
+            for m in metrics for s in paired.STATS]
 
 
 def physics_quantities(label_names: Sequence[str]) -> list[Quantity]:
@@ -224,7 +222,7 @@ def unavailable(values: SetValues, dims: Sequence[int]) -> list[tuple[tuple[str,
     for m in PAIRED_METRICS:
         if "pairs" in values.reasons or m not in values.pairs:
             reason = values.reasons.get("pairs") or pair_reason or "not computed"
-            out += [(("paired", m, s), not_available(reason)) for s in PAIRED_STATS]
+            out += [(("paired", m, s), not_available(reason)) for s in paired.STATS]
     if "labels" in values.reasons:
         out.append((("physics", "speckle SNR, intensity W1, gCNR", "–", "–"), not_available(values.reasons["labels"])))
     return out

@@ -120,9 +120,10 @@ def fid_table(results: Sequence[Mapping], differences: Mapping[str, Mapping], fo
                     cells.append(Cell.from_figure(plain))
                 else:
                     cells.append(Cell.from_figure(fid if kind.startswith("FID") else nested(res, "kid", str(d))))
-                if fid and fid.get("warning") and f"{ds}, {LAYERS.get(d, d)}: {fid['warning']}" not in warnings:
-                    warnings.append(f"{ds}, {LAYERS.get(d, d)}: {fid['warning']}")
             table.rows.append(([ds, paper_ds or "–", LAYERS.get(d, str(d))], cells))
+            warning = next((w for v in variants if (w := nested(by_key.get((ds, v)), "fid", str(d), "warning"))), None)
+            if warning:   # the real set's size against the dimension: the same for every variant
+                warnings.append(f"{ds}, {LAYERS.get(d, d)}: {warning}")
     table.notes = [CI_NOTE, _counts_note(results),
                    "FID: as the papers compute it (pytorch-fid), biased upward at these sizes; FID bias-corr.: "
                    "2 FID - mean of the bootstrap FIDs with the basic interval; KID: unbiased MMD^2, cubic kernel.",
