@@ -12,6 +12,17 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+def trust_weights(monkeypatch, key: str, path) -> None:
+    """Make ``path``'s SHA-256 the expected one of metric weights ``key`` for this test (random
+    test weights under a real name: without it they are refused, as a wrong file must be)."""
+    import dataclasses
+
+    from sonodiff.metrics import weights
+
+    monkeypatch.setitem(weights.WEIGHTS, key,
+                        dataclasses.replace(weights.WEIGHTS[key], sha256=weights.file_sha256(path)))
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT

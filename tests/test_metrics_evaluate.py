@@ -12,6 +12,7 @@ import torch
 import torchvision
 from PIL import Image
 
+from conftest import trust_weights
 from sonodiff.contracts.dataset import PreparedDataset
 from sonodiff.contracts.manifest import read_manifest, write_manifest
 from sonodiff.contracts.metrics_record import read_fid_stats, read_metrics_record
@@ -136,9 +137,17 @@ def test_without_weights_na_cells_carry_the_reason(tiny, tmp_path, empty_hub):
     assert "0.204" in fid_md  # the published CAMUS B-maps value beside ours
 
 
-def test_with_local_weights_every_metric_has_a_value(tiny, tmp_path, local_weights, empty_hub):
+def trusted(monkeypatch, local_weights) -> dict:
+    """The config's local weight files, their hashes made the expected ones for the test."""
     weights = {"inception": str(local_weights / "pt_inception-2015-12-05-6726825d.pth"),
                "alexnet": str(local_weights / "alexnet-owt-7be5be79.pth")}
+    for key, path in weights.items():
+        trust_weights(monkeypatch, key, path)
+    return weights
+
+
+def test_with_local_weights_every_metric_has_a_value(tiny, tmp_path, local_weights, empty_hub, monkeypatch):
+    weights = trusted(monkeypatch, local_weights)
     res = run(tiny, job_cfg("fail", weights), tmp_path)
     for dim in ("64", "192"):
         fig = res["fid"][dim]
@@ -157,9 +166,8 @@ def test_fail_without_weights_stops_and_leaves_nothing(tiny, tmp_path, empty_hub
     assert not any(tmp_path.iterdir())
 
 
-def test_stats_from_other_weights_are_refused(tiny, tmp_path, local_weights, empty_hub):
-    weights = {"inception": str(local_weights / "pt_inception-2015-12-05-6726825d.pth"),
-               "alexnet": str(local_weights / "alexnet-owt-7be5be79.pth")}
+def test_stats_from_other_weights_are_refused(tiny, tmp_path, local_weights, empty_hub, monkeypatch):
+    weights = trusted(monkeypatch, local_weights)
     cfg = job_cfg("fail", weights)
     stats = tmp_path / "real_fid_stats.npz"
     dataset = PreparedDataset.in_dir(tiny / "data")
@@ -170,6 +178,7 @@ def test_stats_from_other_weights_are_refused(tiny, tmp_path, local_weights, emp
     with open(other_file, "ab") as handle:
         handle.write(b"\0")  # same tensors, other file
     other["metrics"]["weights"]["inception"] = str(other_file)
+    trust_weights(monkeypatch, "inception", other_file)  # a file that passes its check, not the stats'
     with pytest.raises(InputError, match="rerun real_fid_stats"):
         compute_metrics(tiny / "samples" / "manifest.csv", dataset, stats, other, tmp_path / "bmaps.json",
                         tmp_path / "bmaps_values.npz", progress=False)

@@ -11,6 +11,7 @@ import scipy.linalg
 import torch
 import torchvision
 
+from conftest import trust_weights
 from sonodiff.errors import InputError
 from sonodiff.metrics import fid
 
@@ -80,7 +81,8 @@ def random_inception_file(tmp_path_factory):
     return path
 
 
-def test_inception_from_a_local_file(random_inception_file):
+def test_inception_from_a_local_file(random_inception_file, monkeypatch):
+    trust_weights(monkeypatch, "inception", random_inception_file)
     model = fid.build_inception(random_inception_file, [64, 192])
     state = torch.load(random_inception_file, weights_only=True)
     loaded = model.blocks[0][0].conv.weight
@@ -94,9 +96,10 @@ def test_inception_from_a_local_file(random_inception_file):
     assert abs(fid.frechet_distance_features(feats[64], feats[64])) < 1e-6
 
 
-def test_inception_rejects_other_weights(tmp_path):
+def test_inception_rejects_other_weights(tmp_path, monkeypatch):
     path = tmp_path / "alexnet.pth"
     torch.save(torchvision.models.alexnet(weights=None).state_dict(), path)
+    trust_weights(monkeypatch, "inception", path)  # past the hash check: the content check refuses it
     with pytest.raises(InputError, match="not pytorch-fid Inception weights"):
         fid.build_inception(path, [64])
     with pytest.raises(InputError, match="fid_dims"):

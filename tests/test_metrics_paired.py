@@ -8,6 +8,7 @@ import torch
 import torchvision
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from conftest import trust_weights
 from sonodiff.errors import InputError
 from sonodiff.metrics import paired
 from sonodiff.metrics.weights import lpips_linear_path
@@ -68,7 +69,8 @@ def random_alexnet_file(tmp_path_factory):
     return path
 
 
-def test_lpips_loads_every_weight_from_files(random_alexnet_file, pairs):
+def test_lpips_loads_every_weight_from_files(random_alexnet_file, pairs, monkeypatch):
+    trust_weights(monkeypatch, "alexnet", random_alexnet_file)
     model = paired.build_lpips(random_alexnet_file, lpips_linear_path())
     trunk = torch.load(random_alexnet_file, weights_only=True)
     linear = torch.load(lpips_linear_path(), map_location="cpu", weights_only=True)
@@ -82,13 +84,15 @@ def test_lpips_loads_every_weight_from_files(random_alexnet_file, pairs):
     np.testing.assert_allclose(same, 0, atol=1e-6)
 
 
-def test_lpips_rejects_foreign_weights(tmp_path):
+def test_lpips_rejects_foreign_weights(tmp_path, monkeypatch):
     path = tmp_path / "not_alexnet.pth"
     torch.save({"weight": torch.zeros(3)}, path)
+    trust_weights(monkeypatch, "alexnet", path)  # past the hash check: the content check refuses it
     with pytest.raises(InputError, match="not torchvision AlexNet weights"):
         paired.build_lpips(path, lpips_linear_path())
     broken = tmp_path / "broken.pth"
     broken.write_bytes(b"not a checkpoint")
+    trust_weights(monkeypatch, "alexnet", broken)
     with pytest.raises(InputError, match="cannot read weights"):
         paired.build_lpips(broken, lpips_linear_path())
 

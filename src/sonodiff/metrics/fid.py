@@ -12,10 +12,11 @@ grayscale in [0, 1] repeated to 3 channels (pytorch-fid's ``convert('RGB')``), r
 bilinearly to 299 px and scaled to [-1, 1] by the network.
 
 The network is pytorch-fid's own class, constructed with its download replaced by the state
-dict read from a local file (:mod:`sonodiff.metrics.weights`); every parameter comes from that
-file. pytorch-fid's ``calculate_frechet_distance`` calls ``scipy.linalg.sqrtm(..., disp=False)``,
-an argument current SciPy deprecates and later removes: :func:`frechet_distance` is the same
-computation (same eps fallback, same imaginary-part check) calling ``sqrtm`` without it.
+dict read from a local file whose SHA-256 is checked first (:mod:`sonodiff.metrics.weights`);
+every parameter comes from that file. pytorch-fid's ``calculate_frechet_distance`` calls
+``scipy.linalg.sqrtm(..., disp=False)``, an argument current SciPy deprecates and later removes:
+:func:`frechet_distance` is the same computation (same eps fallback, same imaginary-part check)
+calling ``sqrtm`` without it.
 
 For bootstrap intervals :func:`frechet_distance_features` computes the same distance directly
 from the two centred feature matrices X_i (n_i x d), without any matrix square root:
@@ -149,13 +150,16 @@ class ResampledFrechet:
 
 
 def build_inception(weights: str | Path, dims: Sequence[int]) -> torch.nn.Module:
-    """pytorch-fid's ``InceptionV3`` returning the blocks of ``dims``, every weight from ``weights``."""
+    """pytorch-fid's ``InceptionV3`` returning the blocks of ``dims``, every weight from ``weights``.
+
+    ``weights`` must have the SHA-256 of pytorch-fid's file (else :class:`InputError`).
+    """
     from pytorch_fid import inception
 
     bad = [d for d in dims if d not in BLOCK_BY_DIM]
     if bad:
         raise InputError("config key metrics.fid_dims", f"unsupported dims {bad}; choose from {sorted(BLOCK_BY_DIM)}")
-    state = load_state_dict(weights)
+    state = load_state_dict(weights, "inception")
 
     def from_file(url, *args, **kwargs):  # replaces pytorch-fid's download of FID_WEIGHTS_URL
         if url != inception.FID_WEIGHTS_URL:

@@ -86,15 +86,16 @@ def build_lpips(alexnet_weights: str | Path, linear_weights: str | Path) -> torc
 
     The module is constructed with pretrained loading off (no download, no file read), then the
     AlexNet trunk gets torchvision's ``features.*`` tensors and the linear layers the lpips
-    package's calibrated weights.
+    package's calibrated weights. Both files must have their published SHA-256 (else
+    :class:`InputError`, :func:`sonodiff.metrics.weights.verify_weights`).
     """
     import lpips
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torchvision's deprecation of `pretrained=`, used inside lpips
         model = lpips.LPIPS(net="alex", version="0.1", pretrained=False, pnet_rand=True, verbose=False)
-    trunk = load_state_dict(alexnet_weights)
-    linear = load_state_dict(linear_weights)
+    trunk = load_state_dict(alexnet_weights, "alexnet")
+    linear = load_state_dict(linear_weights, "lpips_linear")
     state = {}
     for name in model.state_dict():
         if name.startswith("net.slice"):  # net.slice<k>.<i>.<param> == torchvision features.<i>.<param>

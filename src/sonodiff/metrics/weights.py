@@ -13,6 +13,16 @@ would download it). The ``fetch_weights`` localrule downloads missing files to e
 place ahead of a cluster run (compute nodes often have no internet), checking the SHA-256
 prefix that both projects put in the file names.
 
+Every file's SHA-256 is checked whenever it is looked at (:func:`weight_status`) or read
+(:func:`load_state_dict`, through which :mod:`~sonodiff.metrics.fid` and
+:mod:`~sonodiff.metrics.paired` get every tensor), not only after a download: a file with the
+right name and the wrong content (a truncated download, another checkpoint renamed) is an
+:class:`~sonodiff.errors.InputError` naming the file and the expected and found hash, never
+used and never replaced silently. The expected hash is ``WeightFile.sha256``: the prefix in the
+file name for the downloads (as torch hub checks it), the full hash of lpips 0.1.4's
+``alex.pth``. Hashing a 100 MB file takes about 0.2 s; within one process a file is hashed once
+per (path, inode, size, modification time).
+
 When a file is missing, ``metrics.missing_weights`` decides: ``fail`` raises
 :class:`~sonodiff.errors.InputError` naming the file and where to put it; ``na`` makes the
 metrics that need it n/a, with that same sentence as the reason. The networks are never built
@@ -24,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,12 +50,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class WeightFile:
-    """One pretrained weights file: its name, download URL and what needs it."""
+    """One pretrained weights file: its name, download URL, what needs it and its SHA-256 (or a prefix)."""
 
     key: str
     filename: str
     url: str | None
     used_by: str
+    sha256: str
 
 
 WEIGHTS: dict[str, WeightFile] = {
@@ -52,16 +64,19 @@ WEIGHTS: dict[str, WeightFile] = {
         "inception", "pt_inception-2015-12-05-6726825d.pth",
         "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
         "pt_inception-2015-12-05-6726825d.pth",
-        "FID"),
+        "FID", "6726825d"),
     "alexnet": WeightFile(
         "alexnet", "alexnet-owt-7be5be79.pth",
         "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
-        "LPIPS"),
-    "lpips_linear": WeightFile("lpips_linear", "alex.pth", None, "LPIPS"),
+        "LPIPS", "7be5be79"),
+    "lpips_linear": WeightFile("lpips_linear", "alex.pth", None, "LPIPS",
+                               "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0"),
 }
 #: Which files each network-based metric needs.
 NEEDS = {"fid": ("inception",), "lpips": ("alexnet", "lpips_linear")}
 DOWNLOAD_TIMEOUT_S = 30
+#: Hex digits of each hash that an error message shows.
+SHOWN_HASH = 16
 
 
 @dataclass(frozen=True)
@@ -99,10 +114,15 @@ def weight_path(metrics_cfg: Mapping, key: str) -> Path:
 
 
 def weight_status(metrics_cfg: Mapping, key: str) -> WeightStatus:
-    """Whether weights ``key`` are present, with a sentence naming the file and where it goes."""
+    """Whether weights ``key`` are present, with a sentence naming the file and where it goes.
+
+    A present file with the wrong SHA-256 is not "missing": it raises :class:`InputError`
+    (:func:`verify_weights`) whatever ``metrics.missing_weights`` says.
+    """
     spec = WEIGHTS[key]
     path = weight_path(metrics_cfg, key)
     if path.is_file():
+        verify_weights(path, key)
         return WeightStatus(key, spec.filename, str(path), True, "")
     if key == "lpips_linear":
         reason = (f"{spec.used_by} needs the lpips package's linear-layer weights {path}, which are "
@@ -161,10 +181,9 @@ def fetch_weights(metrics_cfg: Mapping) -> dict[str, dict]:
         if status.available or spec.url is None:
             continue
         target = Path(status.path)
-        hash_prefix = spec.filename.rsplit("-", 1)[-1].split(".")[0]
         log.info("downloading %s to %s", spec.url, target)
         try:
-            _download(spec.url, target, hash_prefix)
+            _download(spec.url, target, spec.sha256)
         except (OSError, InputError) as err:  # URLError and timeouts are OSErrors
             errors[key] = f"download from {spec.url} failed ({err})"
             log.warning("%s: %s", spec.filename, errors[key])
@@ -178,8 +197,29 @@ def fetch_weights(metrics_cfg: Mapping) -> dict[str, dict]:
     return result
 
 
-def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a state dict with ``weights_only=True``; a broken file is an :class:`InputError`."""
+def verify_weights(path: str | Path, key: str) -> None:
+    """:class:`InputError` naming ``path`` unless its SHA-256 is that of weights ``key``."""
+    spec = WEIGHTS[key]
+    found = file_sha256(path)
+    if found.startswith(spec.sha256.lower()):
+        return
+    shown = min(len(spec.sha256), SHOWN_HASH)
+    if spec.url is None:
+        remedy = "reinstall lpips==0.1.4"
+    else:
+        remedy = (f"replace it with {spec.filename} from {spec.url} (the fetch_weights rule downloads it "
+                  f"to the torch hub cache once the file there is deleted), or set config key "
+                  f"metrics.weights.{key} to a good copy")
+    raise InputError(path, f"wrong weights for {spec.used_by}: SHA-256 starts with {found[:shown]}, expected "
+                     f"{spec.sha256[:shown]} ({spec.filename}); {remedy}")
+
+
+def load_state_dict(path: str | Path, key: str) -> dict[str, torch.Tensor]:
+    """Read weights ``key`` from ``path`` with ``weights_only=True``, after :func:`verify_weights`.
+
+    A wrong hash, or a broken file, is an :class:`InputError`.
+    """
+    verify_weights(path, key)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for a broken or foreign file
@@ -189,10 +229,22 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
+#: SHA-256 of each file hashed in this process, keyed by (path, device, inode, size, mtime).
+_SHA256: dict[tuple[str, int, int, int, int], str] = {}
+
+
 def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file (records which weights produced a set of statistics)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """SHA-256 of a file (verifies weights; records which weights produced a set of statistics).
+
+    Computed once per (resolved path, device, inode, size, modification time) in a process: a
+    file rewritten or replaced since is hashed again.
+    """
+    info = os.stat(path)
+    key = (str(Path(path).resolve()), info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    if key not in _SHA256:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        _SHA256[key] = digest.hexdigest()
+    return _SHA256[key]
