@@ -168,7 +168,7 @@ def test_no_contract_file_name_outside_the_contracts_layer():
     names = contract_file_names()
     files = [p for p in package_files() if "contracts" not in p.relative_to(SRC).parts]
     files += sorted((ROOT / "workflow" / "scripts").glob("*.py"))
-    smk = sorted((ROOT / "workflow" / "rules").glob("*.smk")) + [ROOT / "Snakefile"]
+    smk = sorted((ROOT / "workflow" / "rules").glob("*.smk")) + [ROOT / "workflow" / "Snakefile"]
     bad = []
     for path in files:
         bad += [f"{path.relative_to(ROOT)}:{n}: {t!r}" for n, t in python_literals(path) if spells_a_contract(t, names)]

@@ -84,3 +84,49 @@ def test_version_is_the_package_version_everywhere(capsys):
     citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
     assert project["version"] == importlib.metadata.version("sonodiff") == citation["version"] == __version__
     assert project["license"] == citation["license"] == "MIT" and "MIT License" in (ROOT / "LICENSE").read_text()
+
+
+def test_every_stage_by_hand_in_the_workflow_layout(tmp_path, capsys):
+    """prepare -> train -> sample -> metrics -> segment -> export, then sampling the exported
+    folder alone (its own config) gives the images the model file gave, pixel for pixel."""
+    import numpy as np
+    import yaml
+
+    from sonodiff.io import read_png
+    from tiny_data import TINY, deep_update
+
+    raw = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    raw = deep_update(raw, TINY)
+    camus = raw["datasets"]["phantom_camus"]
+    camus["source"]["simulate"].update(patients=3, size=32)
+    camus["img_size"] = 16
+    raw["datasets"] = {"phantom_camus": camus}
+    raw = deep_update(raw, {"device": "cpu", "augment": {"copies": 1}, "sample": {"shards": 1},
+                            "metrics": {"missing_weights": "na", "bootstrap": 10},
+                            "segment": {"steps": 2, "val_every": 2, "seeds": [0], "channels": [4, 8],
+                                        "strides": [2], "batch_size": 4, "sources": ["real"]}})
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    results = tmp_path / "results"
+    base = ["--config", str(config), "--dataset", "phantom_camus", "--results", str(results), "--no-progress"]
+    with_variant = [*base, "--variant", "bmaps"]
+    assert main(["prepare", *base]) == 0
+    assert main(["train", *with_variant]) == 0
+    assert main(["sample", *with_variant]) == 0
+    assert main(["metrics", *with_variant]) == 0
+    assert main(["segment", *base, "--source", "real"]) == 0
+    assert main(["export", *with_variant]) == 0
+    capsys.readouterr()
+    exported = results / "export" / "models" / "phantom_camus" / "bmaps"
+    assert {"model.safetensors", "config.json", "README.md"} <= {p.name for p in exported.iterdir()}
+    again = tmp_path / "from_folder"
+    assert main(["sample", "--model", str(exported), "--out", str(again), "--no-progress",
+                 "--labels", str(results / "augment" / "phantom_camus" / "manifest.csv")]) == 0
+    first = pd.read_csv(results / "samples" / "phantom_camus" / "bmaps" / "manifest.csv")
+    second = pd.read_csv(again / "manifest.csv")
+    assert first["sample_id"].tolist() == second["sample_id"].tolist() and len(first) > 0
+    for a, b in zip(first["image"], second["image"]):
+        assert np.array_equal(read_png(results / "samples" / "phantom_camus" / "bmaps" / a), read_png(again / b))
+    for path in (results / "metrics" / "phantom_camus" / "bmaps.json", results / "segment" / "phantom_camus" /
+                 "real" / "metrics.json"):
+        assert path.is_file()

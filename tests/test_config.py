@@ -5,6 +5,9 @@ from __future__ import annotations
 import copy
 
 import pytest
+import yaml
+
+from conftest import ROOT
 
 from sonodiff.config import guidance_weight, load_config, resolve, schema_markdown, validate_config
 from sonodiff.errors import InputError
@@ -75,7 +78,7 @@ def test_sampler_and_steps_keys(default_config):
 
     assert load_schema()["$defs"]["sample"]["properties"]["sampler"]["enum"] == sorted(SAMPLERS)
     assert default_config["sample"]["sampler"] == "ancestral" and default_config["sample"]["steps"] == 20
-    for steps in (1, 250, "full"):
+    for steps in (1, 50, "full"):  # at most diffusion.num_steps (100)
         cfg = copy.deepcopy(default_config)
         cfg["sample"].update(sampler="ancestral", steps=steps)
         assert validate_config(cfg)["sample"]["steps"] == steps
@@ -171,3 +174,44 @@ def test_config_sections_keep_the_job_identity_and_only_the_named_sections(repo_
     assert cut["variant"] == "bmaps" and cut["dataset"] == dataset
     with pytest.raises(KeyError, match="nope"):
         config_sections(resolved, ["nope"])
+
+
+def _edit(path: str, value):
+    """A function setting the dotted key ``path`` of a raw config to ``value``."""
+    def edit(raw):
+        *parents, last = path.split(".")
+        node = raw
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return edit
+
+
+def _rename_dataset(raw):
+    raw["datasets"]["../../x"] = raw["datasets"].pop("phantom_camus")
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_edit("train.lr", float("nan")), "config key train.lr: must be a finite number, got nan"),
+    (_edit("metrics.dynamic_range_db", float("inf")), "config key metrics.dynamic_range_db: must be a finite number, got inf"),
+    (_edit("datasets.phantom_camus.train", {"lr": float("-inf")}), "config key datasets.phantom_camus.train -> lr: must be a finite number, got -inf"),
+    (_edit("train.steps", 4.0), "config key train.steps: must be an integer, got 4.0"),
+    (_edit("sample.steps", 10.0), "config key sample.steps: must be an integer, got 10.0"),
+    (_edit("split.seed", -1), "config key split.seed: -1 is less than the minimum of 0"),
+    (_edit("sample.steps", -3), "config key sample.steps: -3 is not valid under any of the given schemas"),
+    (_rename_dataset, "config key datasets: '../../x' is not a valid name"),
+    (lambda raw: raw["variants"].update({"../v": {"b_min": 0.9}}), "config key variants: '../v' is not a valid name"),
+    (_edit("datasets.phantom_camus.img_size", 30), "config key datasets.phantom_camus.img_size: 30 is not a multiple of 4"),
+    (_edit("sample.steps", 101), "config key sample.steps: 101 sampling steps exceed the 100 steps of the process"),
+])
+def test_bad_numbers_names_and_cross_key_conflicts_are_one_line(edit, message):
+    """Non-finite numbers, integral floats for integers, negative seeds, unsafe names, an image
+    size the UNet cannot halve, more sampling steps than the process has: each a one-line error
+    naming the key, before any job."""
+    raw = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    raw["model"]["channels"], raw["model"]["attention_levels"] = [8, 16, 32], [False, False, False]
+    raw["diffusion"]["num_steps"] = 100
+    edit(raw)
+    with pytest.raises(InputError) as err:
+        validate_config(raw)
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)

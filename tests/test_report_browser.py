@@ -172,7 +172,6 @@ def report(tmp_path_factory):
     raw["datasets"] = {"phantom_camus": raw["datasets"]["phantom_camus"]}
     (workdir / "config.yaml").write_text(yaml.safe_dump(raw))
     make_results_tree(workdir, validate_config(raw))
-    shutil.copytree(ROOT / "envs", workdir / "envs")  # env() paths resolve from the Snakefile's folder
     (workdir / "Snakefile").write_text(
         'configfile: "config.yaml"\n\n\n'
         f'report: "{ROOT}/workflow/report/workflow.rst"\n\n\n'

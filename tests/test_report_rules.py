@@ -19,7 +19,7 @@ def test_every_caption_exists(repo_root):
     missing = [c for c in captions if not (repo_root / "workflow" / "report" / c).is_file()]
     assert not missing
     assert (repo_root / "workflow" / "report" / "workflow.rst").is_file()
-    assert 'report: "workflow/report/workflow.rst"' in (repo_root / "Snakefile").read_text()
+    assert 'report: "report/workflow.rst"' in (repo_root / "workflow" / "Snakefile").read_text()
 
 
 @pytest.mark.parametrize("name", SCRIPTS)

@@ -19,7 +19,7 @@ why, only where SLURM cannot be installed or started (the script exits 77).
 - Without a cluster: the profile parses, asks one GPU for each GPU rule and groups the small
   CPU rules (a dry run).
 
-The workflow (Snakefile, workflow/, config/, envs/, profiles/, src/) is copied to a scratch
+The workflow (Snakefile, workflow/, config/, profiles/, src/) is copied to a scratch
 folder for each run, so that jobs never touch this checkout's ``results/``.
 """
 
@@ -46,7 +46,7 @@ from conftest import ROOT
 CLUSTER = ROOT / "tests" / "cluster"
 VENV_BIN = Path(sys.executable).parent
 SNAKEMAKE = VENV_BIN / "snakemake"
-WORKFLOW_FILES = ("Snakefile", "workflow", "config", "envs", "profiles", "src")
+WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles", "src")
 GPU_RULES = ("train_model", "sample_shard", "compute_metrics", "real_fid_stats", "train_segmenter")
 SKIP_STATUS = 77                        # start_slurm.sh: SLURM cannot be installed or run here
 LOCK = Path("/tmp/sonodiff-slurm.lock")  # one test cluster per machine at a time

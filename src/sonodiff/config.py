@@ -1,4 +1,4 @@
-"""Config: validation against ``config/schema.yaml`` and resolution per dataset and variant.
+"""Config: validation against ``src/sonodiff/schema.yaml`` and resolution per dataset and variant.
 
 The schema is the single source of keys, types and defaults. :func:`validate_config` fills the
 defaults and raises :class:`~sonodiff.errors.InputError` naming the offending key;
@@ -10,6 +10,7 @@ is the one place the two spellings of the guidance scale become one number.
 from __future__ import annotations
 
 import copy
+import math
 import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -19,7 +20,7 @@ import yaml
 
 from sonodiff.errors import InputError
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().with_name("schema.yaml")
 #: Sections a dataset may override with a sub-dict of the same name.
 OVERRIDABLE = ("augment", "diffusion", "model", "train", "sample", "segment")
 
@@ -37,6 +38,40 @@ def load_config(path: str | Path, schema_path: str | Path = SCHEMA_PATH) -> dict
     except (OSError, yaml.YAMLError) as err:
         raise InputError(path, f"cannot read config ({err})") from err
     return validate_config(raw, schema_path)
+
+
+def _is_integer(checker: Any, instance: Any) -> bool:
+    """JSON Schema's integer, without the floats it admits (``4.0`` would reach ``range()``)."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+def _is_finite_number(checker: Any, instance: Any) -> bool:
+    """JSON Schema's number, without NaN and the infinities (which pass every bound)."""
+    return isinstance(instance, (int, float)) and not isinstance(instance, bool) and math.isfinite(instance)
+
+
+#: Draft 7 with the two stricter types: every schema validation in sonodiff uses it.
+StrictValidator = jsonschema.validators.extend(
+    jsonschema.Draft7Validator,
+    type_checker=jsonschema.Draft7Validator.TYPE_CHECKER.redefine_many(
+        {"integer": _is_integer, "number": _is_finite_number}),
+)
+
+
+def _reason(error: jsonschema.ValidationError) -> str:
+    """A user's reading of one schema error."""
+    instance = error.instance
+    if error.validator == "additionalProperties":
+        return "unknown key"
+    if error.validator == "required":
+        return "required key is missing"
+    if "propertyNames" in error.schema_path:
+        return f"{instance!r} is not a valid name (letters, digits, _ and -, starting with a letter or digit)"
+    if isinstance(instance, float) and not math.isfinite(instance):
+        return f"must be a finite number, got {instance}"
+    if error.validator in ("type", "anyOf") and isinstance(instance, float) and "integer" in str(error.schema):
+        return f"must be an integer, got {instance}"
+    return error.message
 
 
 def _key_path(error: jsonschema.ValidationError) -> str:
@@ -57,13 +92,7 @@ def _raise_first(validator: jsonschema.Validator, instance: Any, prefix: str = "
     errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
     if errors:
         err = errors[0]
-        key = _key_path(err)
-        reason = err.message
-        if err.validator == "additionalProperties":
-            reason = "unknown key"
-        elif err.validator == "required":
-            reason = "required key is missing"
-        raise InputError(f"config key {prefix}{key}", reason)
+        raise InputError(f"config key {prefix}{_key_path(err)}", _reason(err))
 
 
 def _fill_defaults(schema: Mapping, instance: Any, root: Mapping) -> Any:
@@ -107,7 +136,7 @@ def validate_config(config: Mapping, schema_path: str | Path = SCHEMA_PATH) -> d
     Raises :class:`InputError` ``"config key <dotted.key>: <reason>"`` on the first problem.
     """
     schema = load_schema(schema_path)
-    validator = jsonschema.Draft7Validator(schema)
+    validator = StrictValidator(schema)
     config = copy.deepcopy(dict(config))
     _refuse_old_forms(config)
     _raise_first(validator, config)
@@ -120,12 +149,35 @@ def validate_config(config: Mapping, schema_path: str | Path = SCHEMA_PATH) -> d
         if "url" in ds["source"] and "sha256" not in ds["source"]:
             raise InputError(f"config key datasets.{name}.source.sha256", "a url needs its sha256")
         for variant in config["variants"]:
-            resolve(config, name, variant, schema=schema)
+            check_cross_keys(resolve(config, name, variant, schema=schema), ds)
     guidance_weight(config["sample"])
     fractions = config["split"]["fractions"]
     if abs(sum(fractions.values()) - 1.0) > 1e-6:
         raise InputError("config key split.fractions", f"fractions sum to {sum(fractions.values())}, not 1")
     return config
+
+
+def check_cross_keys(resolved: Mapping, ds: Mapping) -> None:
+    """Constraints between keys, checked before any job runs (each would otherwise fail deep
+    inside one): the image size against the UNet's depth, the sampler's steps against the
+    process's. ``ds``: the dataset's entry (to name the key that was set).
+
+    The diffusion UNet halves the image ``len(model.channels) - 1`` times, so ``img_size`` must be
+    a multiple of ``2 ** (len(model.channels) - 1)``; respaced sampling picks ``sample.steps`` of
+    the ``diffusion.num_steps`` steps, so it can pick at most that many.
+    """
+    name, data = resolved["dataset"], resolved["data"]
+    levels = len(resolved["model"]["channels"])
+    factor = 2 ** (levels - 1)
+    if data["img_size"] % factor:
+        raise InputError(f"config key datasets.{name}.img_size",
+                         f"{data['img_size']} is not a multiple of {factor}: the diffusion UNet's {levels} levels "
+                         f"(model.channels) halve the image {levels - 1} time{'s' if levels > 2 else ''}")
+    steps, total = resolved["sample"]["steps"], resolved["diffusion"]["num_steps"]
+    if isinstance(steps, int) and steps > total:
+        where = f"datasets.{name}.sample.steps" if "steps" in ds.get("sample", {}) else "sample.steps"
+        raise InputError(f"config key {where}", f"{steps} sampling steps exceed the {total} steps of the "
+                         f"process (diffusion.num_steps)")
 
 
 def _deep_merge(base: Mapping, override: Mapping) -> dict:
@@ -162,7 +214,7 @@ def resolve(config: Mapping, dataset: str, variant: str | None = None, schema: M
             if variant not in config["variants"]:
                 raise InputError("config key variants", f"no variant named {variant!r}")
             merged = _deep_merge(merged, config["variants"][variant])
-        sub_validator = jsonschema.Draft7Validator(schema["$defs"][section])
+        sub_validator = StrictValidator(schema["$defs"][section])
         where = f"datasets.{dataset}.{section}" if section in ds else (
             f"variants.{variant}" if section == "diffusion" and variant else section)
         _raise_first(sub_validator, merged, prefix=f"{where} -> ")
@@ -194,10 +246,14 @@ def guidance_weight(sample: Mapping[str, Any], where: str = "sample") -> float:
 
 #: Keys of a resolved config that every job keeps (which job it is, and the master seed).
 IDENTITY_KEYS = ("seed", "device", "dataset", "variant")
+#: Keys of ``datasets.<d>`` that describe the data to people and change no computation: only jobs
+#: that write them out (the model card) receive them, so editing one re-runs nothing else.
+DESCRIPTIVE_DATA_KEYS = ("licence",)
 
 
-def config_sections(resolved: Mapping, sections: Sequence[str]) -> dict:
-    """``resolved`` (see :func:`resolve`) cut to :data:`IDENTITY_KEYS` and ``sections``.
+def config_sections(resolved: Mapping, sections: Sequence[str], descriptive: bool = False) -> dict:
+    """``resolved`` (see :func:`resolve`) cut to :data:`IDENTITY_KEYS` and ``sections``, the
+    ``data`` section without :data:`DESCRIPTIVE_DATA_KEYS` unless ``descriptive``.
 
     A rule passes only what its job reads as ``params``, so that Snakemake, which re-runs a job
     whose params changed, does not re-run it when another section is edited.
@@ -205,7 +261,10 @@ def config_sections(resolved: Mapping, sections: Sequence[str]) -> dict:
     unknown = [s for s in sections if s not in resolved]
     if unknown:
         raise KeyError(f"no config sections {unknown} (known: {sorted(resolved)})")
-    return {k: resolved[k] for k in (*IDENTITY_KEYS, *sections)}
+    cut = {k: resolved[k] for k in (*IDENTITY_KEYS, *sections)}
+    if "data" in cut and not descriptive:
+        cut["data"] = {k: v for k, v in cut["data"].items() if k not in DESCRIPTIVE_DATA_KEYS}
+    return cut
 
 
 def variant_b_min(config: Mapping, variant: str, dataset: str | None = None) -> float:

@@ -6,18 +6,18 @@ rule augment_labels:
         **prepared_files(),
     output:
         manifest=labelmaps("{dataset}"),
-    params:
-        cfg=config_of("augment"),
     log:
         log_of("augment_labels", "{dataset}"),
     benchmark:
         benchmark_of("augment_labels", "{dataset}")
+    conda:
+        env("data")
     threads: 1
     resources:
         mem_mb=config["resources"]["cpu_mem_mb"],
         runtime=config["resources"]["runtime"],
-    conda:
-        env("data")
+    params:
+        cfg=config_of("augment"),
     script:
         "../scripts/augment_labels.py"
 
@@ -29,11 +29,11 @@ rule prepare:
         touch(L("prepare_done")),
     log:
         log_of("prepare"),
+    conda:
+        env("data")
     threads: 1
     resources:
         mem_mb=100,
         runtime=1,
-    conda:
-        env("data")
     shell:
         "echo prepared {input} > {log}"

@@ -5,11 +5,13 @@ import os
 import re
 import sys
 
-SRC = os.path.join(workflow.basedir, "src")
-sys.path.insert(0, SRC)
-# Rule scripts (run in their own interpreter, locally or on a cluster node) import sonodiff from here.
-# (Set, not required from the user: so no envvars directive.)
-os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])))
+# sonodiff from this checkout's src/ when the workflow runs from one (found from this file, so
+# also when the workflow is used as a module from elsewhere); else the installed package. Rule
+# scripts find it the same way themselves (scripts/sonodiff_path.py): no PYTHONPATH needed,
+# which --use-conda would delete.
+_CHECKOUT_SRC = os.path.join(str(workflow.current_basedir), "..", "..", "src")
+if os.path.isdir(os.path.join(_CHECKOUT_SRC, "sonodiff")):
+    sys.path.insert(0, os.path.abspath(_CHECKOUT_SRC))
 
 from sonodiff.config import (
     bmaps_variant,
@@ -20,8 +22,12 @@ from sonodiff.config import (
     variant_b_min,
 )
 from sonodiff.contracts.layout import TABLE_FORMATS, Layout
+from sonodiff.errors import InputError
 
-config.update(validate_config(config))
+try:  # a bad config stops the workflow with one line, before any job (no Python stack)
+    config.update(validate_config(config))
+except InputError as err:
+    sys.exit(f"error: {err}")
 
 RESULTS = "results"
 L = Layout(RESULTS)
@@ -42,8 +48,8 @@ wildcard_constraints:
 
 
 def env(name):
-    """Path of a rule group's conda environment file."""
-    return os.path.join(workflow.basedir, "envs", f"{name}.yaml")
+    """A rule group's conda environment file, relative to the rule files (workflow/envs/)."""
+    return f"../envs/{name}.yaml"
 
 
 def job_config(wildcards):
@@ -51,12 +57,13 @@ def job_config(wildcards):
     return resolve(config, wildcards.dataset, wildcards.get("variant"))
 
 
-def config_of(*sections):
+def config_of(*sections, descriptive=False):
     """A params function: the job's resolved config cut to the sections its rule reads, so that an
-    edit of another section does not re-run the job (Snakemake re-runs a job whose params change)."""
+    edit of another section does not re-run the job (Snakemake re-runs a job whose params change).
+    ``descriptive``: keep the data's descriptive keys (its licence), which only the model card reads."""
 
     def job_sections(wildcards):
-        return config_sections(job_config(wildcards), sections)
+        return config_sections(job_config(wildcards), sections, descriptive)
 
     return job_sections
 
@@ -155,3 +162,11 @@ def bmaps_job_config(wildcards):
     """The diffusion section of {dataset} with its strongest B-map variant (the papers' figs. 1-2)."""
     resolved = resolve(config, wildcards.dataset, bmaps_variant(config, wildcards.dataset))
     return config_sections(resolved, ["diffusion"])
+
+
+# ---------------------------------------------------------------- export stage
+def export_targets():
+    """Every dataset's and variant's exported model folder (none with export.models false)."""
+    if not config["export"]["models"]:
+        return []
+    return [L("export_dir", dataset=d, variant=v) for d in DATASETS for v in VARIANTS]

@@ -8,20 +8,20 @@ localrules:
 rule simulate_phantom:
     output:
         directory(L("raw")),
-    wildcard_constraints:
-        dataset=one_of(SIMULATED),
-    params:
-        cfg=config_of("data", "split"),
     log:
         log_of("simulate_phantom", "{dataset}"),
     benchmark:
         benchmark_of("simulate_phantom", "{dataset}")
+    wildcard_constraints:
+        dataset=one_of(SIMULATED),
+    conda:
+        env("data")
     threads: 1
     resources:
         mem_mb=config["resources"]["cpu_mem_mb"],
         runtime=config["resources"]["runtime"],
-    conda:
-        env("data")
+    params:
+        cfg=config_of("data", "split"),
     script:
         "../scripts/simulate_phantom.py"
 
@@ -29,20 +29,20 @@ rule simulate_phantom:
 rule download:
     output:
         directory(L("raw")),
-    wildcard_constraints:
-        dataset=one_of(FETCHED),
-    params:
-        cfg=config_of("data"),
-        cache=L("downloads"),
     log:
         log_of("download", "{dataset}"),
+    wildcard_constraints:
+        dataset=one_of(FETCHED),
+    retries: 3
+    conda:
+        env("data")
     threads: 1
     resources:
         mem_mb=config["resources"]["cpu_mem_mb"],
         runtime=config["resources"]["runtime"],
-    retries: 3
-    conda:
-        env("data")
+    params:
+        cfg=config_of("data"),
+        cache=L("downloads"),
     script:
         "../scripts/download.py"
 
@@ -52,17 +52,17 @@ rule prepare_dataset:
         raw=L("raw"),
     output:
         **prepared_files(),
-    params:
-        cfg=config_of("data", "split"),
     log:
         log_of("prepare_dataset", "{dataset}"),
     benchmark:
         benchmark_of("prepare_dataset", "{dataset}")
+    conda:
+        env("data")
     threads: 1
     resources:
         mem_mb=config["resources"]["cpu_mem_mb"],
         runtime=config["resources"]["runtime"],
-    conda:
-        env("data")
+    params:
+        cfg=config_of("data", "split"),
     script:
         "../scripts/prepare_dataset.py"

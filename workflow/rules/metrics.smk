@@ -10,17 +10,17 @@ include: "metrics_helpers.smk"
 rule fetch_weights:
     output:
         L("weights_status"),
-    localrule: True
-    params:
-        metrics=weights_config(),
     log:
         log_of("fetch_weights", "fetch_weights"),
+    localrule: True
+    conda:
+        env("metrics")
     threads: 1
     resources:
         mem_mb=config["resources"]["cpu_mem_mb"],
         runtime=config["resources"]["runtime"],
-    conda:
-        env("metrics")
+    params:
+        metrics=weights_config(),
     script:
         "../scripts/fetch_weights.py"
 
@@ -31,45 +31,45 @@ rule real_fid_stats:
         weights=L("weights_status"),
     output:
         stats=L("real_fid_stats"),
-    params:
-        cfg=config_of("metrics"),
     log:
         log_of("real_fid_stats", "{dataset}"),
     benchmark:
         benchmark_of("real_fid_stats", "{dataset}")
+    conda:
+        env("metrics")
     threads: config["resources"]["threads"]
     resources:
         mem_mb=config["resources"]["gpu_mem_mb"],
         runtime=config["resources"]["runtime"],
         gpu=gpu_resources(),
-    conda:
-        env("metrics")
+    params:
+        cfg=config_of("metrics"),
     script:
         "../scripts/real_fid_stats.py"
 
 
 rule compute_metrics:
     input:
-        samples=L("samples_manifest"),
         **prepared_files(),
+        samples=L("samples_manifest"),
         stats=L("real_fid_stats"),
         weights=L("weights_status"),
     output:
         json=L("metrics_record"),
         values=L("metrics_values"),
-    params:
-        cfg=config_of("metrics"),
     log:
         log_of("compute_metrics", "{dataset}", "{variant}"),
     benchmark:
         benchmark_of("compute_metrics", "{dataset}", "{variant}")
+    conda:
+        env("metrics")
     threads: config["resources"]["threads"]
     resources:
         mem_mb=config["resources"]["gpu_mem_mb"],
         runtime=config["resources"]["runtime"],
         gpu=gpu_resources(),
-    conda:
-        env("metrics")
+    params:
+        cfg=config_of("metrics"),
     script:
         "../scripts/compute_metrics.py"
 
@@ -79,20 +79,20 @@ rule compare_variants:
         values=[L("metrics_values", variant=v) for v in VARIANTS],
     output:
         L("metrics_differences"),
-    params:
-        cfg=config_of("metrics"),
-        variants=VARIANTS,
-        reference=dataset_reference_variant,
     log:
         log_of("compare_variants", "{dataset}"),
     benchmark:
         benchmark_of("compare_variants", "{dataset}")
+    conda:
+        env("metrics")
     threads: 1
     resources:
         mem_mb=config["resources"]["cpu_mem_mb"],
         runtime=config["resources"]["runtime"],
-    conda:
-        env("metrics")
+    params:
+        cfg=config_of("metrics"),
+        variants=VARIANTS,
+        reference=dataset_reference_variant,
     script:
         "../scripts/compare_variants.py"
 
@@ -103,16 +103,16 @@ rule make_tables:
         differences=[L("metrics_differences", dataset=d) for d in DATASETS],
     output:
         **metrics_table_outputs(),
-    params:
-        formats=dataset_formats(),
-        b_min=variants_b_min(),
     log:
         log_of("make_tables", "make_tables"),
+    conda:
+        env("metrics")
     threads: 1
     resources:
         mem_mb=config["resources"]["cpu_mem_mb"],
         runtime=config["resources"]["runtime"],
-    conda:
-        env("metrics")
+    params:
+        formats=dataset_formats(),
+        b_min=variants_b_min(),
     script:
         "../scripts/make_tables.py"

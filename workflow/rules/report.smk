@@ -13,18 +13,18 @@ rule paper_figures:
     output:
         bmaps=paper_figure("bmaps", "bmaps.rst", "Fig. 1 B-maps across time"),
         forward=paper_figure("forward", "forward.rst", "Fig. 2 forward process"),
-    params:
-        cfg=bmaps_job_config,
     log:
         log_of("paper_figures", "{dataset}"),
     benchmark:
         benchmark_of("paper_figures", "{dataset}")
+    conda:
+        env("torch")
     threads: 1
     resources:
         mem_mb=config["resources"]["cpu_mem_mb"],
         runtime=config["resources"]["runtime"],
-    conda:
-        env("torch")
+    params:
+        cfg=bmaps_job_config,
     script:
         "../scripts/paper_figures.py"
 
@@ -35,16 +35,16 @@ rule reverse_figure:
         info=L("dataset_info"),
     output:
         paper_figure("reverse", "reverse.rst", "Fig. 3 reverse process"),
-    params:
-        variants=VARIANTS,
     log:
         log_of("reverse_figure", "{dataset}"),
+    conda:
+        env("report")
     threads: 1
     resources:
         mem_mb=config["resources"]["cpu_mem_mb"],
         runtime=config["resources"]["runtime"],
-    conda:
-        env("report")
+    params:
+        variants=VARIANTS,
     script:
         "../scripts/reverse_figure.py"
 
@@ -70,18 +70,18 @@ rule report_figures:
             labels={"dataset": "{dataset}"},
         ),
         samples=sample_grid_outputs(),
-    params:
-        variants=VARIANTS,
     log:
         log_of("report_figures", "{dataset}"),
     benchmark:
         benchmark_of("report_figures", "{dataset}")
+    conda:
+        env("report")
     threads: 1
     resources:
         mem_mb=config["resources"]["cpu_mem_mb"],
         runtime=config["resources"]["runtime"],
-    conda:
-        env("report")
+    params:
+        variants=VARIANTS,
     script:
         "../scripts/report_figures.py"
 
@@ -91,16 +91,16 @@ rule report_tables:
         **table_inputs(),
     output:
         **table_outputs(),
-    params:
-        tables=REPORT_TABLES,
     log:
         log_of("report_tables"),
+    conda:
+        env("report")
     threads: 1
     resources:
         mem_mb=config["resources"]["cpu_mem_mb"],
         runtime=config["resources"]["runtime"],
-    conda:
-        env("report")
+    params:
+        tables=REPORT_TABLES,
     script:
         "../scripts/report_tables.py"
 
@@ -111,18 +111,18 @@ rule front_page:
         figures=[L("figure", kind="depth_profile", name=d) for d in DATASETS],
         segmentation=front_page_segmentation(),
     output:
-        html=L("front_page"),
         **verdict_tables(),
-    params:
-        datasets=DATASETS,
+        html=L("front_page"),
     log:
         log_of("front_page"),
+    conda:
+        env("report")
     threads: 1
     resources:
         mem_mb=config["resources"]["cpu_mem_mb"],
         runtime=config["resources"]["runtime"],
-    conda:
-        env("report")
+    params:
+        datasets=DATASETS,
     script:
         "../scripts/front_page.py"
 
@@ -135,16 +135,16 @@ rule provenance:
     output:
         html=for_report(L("provenance", fmt="html"), "provenance.rst", CAT_PROVENANCE),
         json=L("provenance", fmt="json"),
-    params:
-        config=config,
-        benchmarks=L("benchmarks"),
     log:
         log_of("provenance"),
+    conda:
+        env("report")
     threads: 1
     resources:
         mem_mb=config["resources"]["cpu_mem_mb"],
         runtime=config["resources"]["runtime"],
-    conda:
-        env("report")
+    params:
+        config=config,
+        benchmarks=L("benchmarks"),
     script:
         "../scripts/provenance.py"

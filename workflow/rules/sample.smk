@@ -7,16 +7,16 @@ rule plan_samples:
         labels=sample_labels,
     output:
         plan=L("sample_plan"),
-    params:
-        cfg=config_of("sample"),
     log:
         log_of("plan_samples", "{dataset}", "{variant}"),
+    conda:
+        env("torch")
     threads: 1
     resources:
         mem_mb=config["resources"]["cpu_mem_mb"],
         runtime=config["resources"]["runtime"],
-    conda:
-        env("torch")
+    params:
+        cfg=config_of("sample"),
     script:
         "../scripts/plan_samples.py"
 
@@ -29,22 +29,22 @@ rule sample_shard:
         labels=sample_labels,
     output:
         manifest=L("shard_manifest"),
-    wildcard_constraints:
-        shard=r"\d+",
-    params:
-        cfg=config_of("sample"),
-        shards=sample_shard_count,
     log:
         log_of("sample_shard", "{dataset}", "{variant}", "{shard}"),
     benchmark:
         benchmark_of("sample_shard", "{dataset}", "{variant}", "{shard}")
+    wildcard_constraints:
+        shard=r"\d+",
+    conda:
+        env("torch")
     threads: config["resources"]["threads"]
     resources:
         mem_mb=config["resources"]["gpu_mem_mb"],
         runtime=config["resources"]["sample_runtime"],
         gpu=gpu_resources(),
-    conda:
-        env("torch")
+    params:
+        cfg=config_of("sample"),
+        shards=sample_shard_count,
     script:
         "../scripts/sample_shard.py"
 
@@ -55,40 +55,40 @@ rule gather_samples:
         plan=L("sample_plan"),
     output:
         manifest=L("samples_manifest"),
-    params:
-        cfg=config_of("sample"),
     log:
         log_of("gather_samples", "{dataset}", "{variant}"),
+    conda:
+        env("torch")
     threads: 1
     resources:
         mem_mb=config["resources"]["cpu_mem_mb"],
         runtime=config["resources"]["runtime"],
-    conda:
-        env("torch")
+    params:
+        cfg=config_of("sample"),
     script:
         "../scripts/gather_samples.py"
 
 
 rule reverse_snapshots:
     input:
-        model=L("model"),
         **prepared_files(),
+        model=L("model"),
     output:
         snapshots=L("snapshots"),
-    params:
-        cfg=config_of("sample"),
-        device=config["device"],
-        snapshots=8,
     log:
         log_of("reverse_snapshots", "{dataset}", "{variant}"),
     benchmark:
         benchmark_of("reverse_snapshots", "{dataset}", "{variant}")
+    conda:
+        env("torch")
     threads: 1
     resources:
         mem_mb=config["resources"]["gpu_mem_mb"],
         runtime=config["resources"]["sample_runtime"],
         gpu=gpu_resources(),
-    conda:
-        env("torch")
+    params:
+        cfg=config_of("sample"),
+        device=config["device"],
+        snapshots=8,
     script:
         "../scripts/reverse_snapshots.py"

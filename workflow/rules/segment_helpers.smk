@@ -1,6 +1,6 @@
 # Helpers of the segment stage (workflow/rules/segment.smk): sources, inputs, targets.
 
-from sonodiff.segment.sources import check_network, parse_source, source_variants
+from sonodiff.segment.sources import check_network, nnunet_ids, nnunet_sources, parse_source, source_variants
 
 
 def segment_settings(dataset):
@@ -83,3 +83,36 @@ def segment_targets():
     if not SEGMENT_DATASETS:
         return []
     return list(segmentation_tables().values()) + segment_figures()
+
+
+# ---------------------------------------------------------------- nnU-Net export
+#: Sources exported as nnU-Net v2 raw datasets: real and synthetic_<v> of every variant.
+NNUNET_SOURCES = nnunet_sources(VARIANTS)
+#: (dataset, source) -> nnU-Net dataset id, labelled datasets only (none when the export is off).
+NNUNET_IDS = (
+    nnunet_ids(SEGMENT_DATASETS, VARIANTS, config["export"]["nnunet_first_id"]) if config["export"]["nnunet"] else {}
+)
+
+
+def nnunet_dataset(dataset, source):
+    """The nnU-Net raw dataset folder of one (dataset, source) pair, under its assigned id."""
+    nnunet_id = f"{NNUNET_IDS[(dataset, source)]:03d}"
+    return L("nnunet_dataset", nnunet_id=nnunet_id, dataset=dataset, source=source)
+
+
+def nnunet_samples(wildcards):
+    """Samples manifests of the exported source (source_samples), after checking that the folder's
+    id is the one nnunet_ids assigns to its (dataset, source)."""
+    assigned = NNUNET_IDS.get((wildcards.dataset, wildcards.source))
+    if assigned is None or f"{assigned:03d}" != wildcards.nnunet_id:
+        raise ValueError(
+            f"nnU-Net dataset Dataset{wildcards.nnunet_id}_{wildcards.dataset}_{wildcards.source}: "
+            f"the id of ({wildcards.dataset}, {wildcards.source}) is {assigned} (export.nnunet_first_id, "
+            f"export.nnunet); ask for the folders of nnunet_targets()"
+        )
+    return source_samples(wildcards)
+
+
+def nnunet_targets():
+    """Every exported nnU-Net raw dataset folder (export.nnunet; labelled datasets only)."""
+    return [nnunet_dataset(d, s) for d, s in NNUNET_IDS]

@@ -10,19 +10,19 @@ rule train_model:
     output:
         model=L("model"),
         log_csv=L("train_log"),
-    params:
-        cfg=config_of("data", "diffusion", "model", "train"),
     log:
         log_of("train_model", "{dataset}", "{variant}"),
     benchmark:
         benchmark_of("train_model", "{dataset}", "{variant}")
+    retries: 2
+    conda:
+        env("torch")
     threads: config["resources"]["threads"]
     resources:
         mem_mb=config["resources"]["gpu_mem_mb"],
         runtime=config["resources"]["train_runtime"],
         gpu=gpu_resources(),
-    retries: 2
-    conda:
-        env("torch")
+    params:
+        cfg=config_of("data", "diffusion", "model", "train"),
     script:
         "../scripts/train.py"

@@ -5,6 +5,8 @@ input.manifest, input.info and input.sector are the prepared dataset; output.man
 augmented label maps' manifest (labels/ is written beside it); params.cfg the resolved job config.
 """
 
+import sonodiff_path  # noqa: F401  (first: puts sonodiff on sys.path where nothing else does)
+
 from sonodiff.augment import augment_dataset
 from sonodiff.rule import run_rule
 

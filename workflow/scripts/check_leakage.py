@@ -1,5 +1,7 @@
 """Rule check_leakage: fail the DAG if a test patient reaches augmentation, samples or training sets."""
 
+import sonodiff_path  # noqa: F401  (first: puts sonodiff on sys.path where nothing else does)
+
 from sonodiff.contracts.segmentation import write_leakage_report
 from sonodiff.rule import run_rule
 from sonodiff.segment.leakage import check_leakage

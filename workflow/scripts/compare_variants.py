@@ -1,5 +1,7 @@
 """Rule compare_variants: every figure of each variant minus the reference variant's, on one dataset."""
 
+import sonodiff_path  # noqa: F401  (first: puts sonodiff on sys.path where nothing else does)
+
 from sonodiff.metrics.compare import compare_variants
 from sonodiff.rule import run_rule
 

@@ -1,5 +1,7 @@
 """Rule compute_metrics: FID, paired LPIPS/SSIM/PSNR and physics metrics of one dataset and variant."""
 
+import sonodiff_path  # noqa: F401  (first: puts sonodiff on sys.path where nothing else does)
+
 import torch
 
 from sonodiff.contracts.dataset import PreparedDataset

@@ -1,5 +1,7 @@
 """Rule download: fetch a dataset's raw files (url + sha256, or a local archive/folder)."""
 
+import sonodiff_path  # noqa: F401  (first: puts sonodiff on sys.path where nothing else does)
+
 from sonodiff.data.download import fetch_source
 from sonodiff.rule import run_rule
 

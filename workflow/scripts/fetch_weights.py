@@ -5,6 +5,8 @@ fails with the file names and where to put them (``missing_weights: fail``), or 
 file saying what is missing (``na``).
 """
 
+import sonodiff_path  # noqa: F401  (first: puts sonodiff on sys.path where nothing else does)
+
 from sonodiff.contracts.metrics_record import write_weights_status
 from sonodiff.metrics.weights import fetch_weights
 from sonodiff.rule import run_rule

@@ -1,5 +1,7 @@
 """Rule front_page: the verdict table (paired differences per dataset) and the depth-profile figures."""
 
+import sonodiff_path  # noqa: F401  (first: puts sonodiff on sys.path where nothing else does)
+
 from sonodiff.report.front_page import write_front_page
 from sonodiff.rule import run_rule
 

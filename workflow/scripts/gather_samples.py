@@ -3,6 +3,8 @@
 input: shards (the shard manifests), plan; output: manifest (the set's); params: cfg.
 """
 
+import sonodiff_path  # noqa: F401  (first: puts sonodiff on sys.path where nothing else does)
+
 from sonodiff.rule import run_rule
 from sonodiff.sample import gather
 

@@ -1,5 +1,7 @@
 """Rule make_tables: tables 1-3 (fid, paired, physics) as CSV, Markdown and LaTeX."""
 
+import sonodiff_path  # noqa: F401  (first: puts sonodiff on sys.path where nothing else does)
+
 from sonodiff.report.tables import make_tables
 from sonodiff.rule import run_rule
 

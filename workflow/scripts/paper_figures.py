@@ -1,5 +1,7 @@
 """Rule paper_figures: B-maps across time and the forward process of one dataset (figs. 1-2)."""
 
+import sonodiff_path  # noqa: F401  (first: puts sonodiff on sys.path where nothing else does)
+
 from sonodiff.contracts.dataset import PreparedDataset
 from sonodiff.report.paper_figures import render_process_figures
 from sonodiff.rule import run_rule

@@ -4,6 +4,8 @@ input: labels (a list: the augmented label-map manifest, or empty for an unlabel
 output: plan; params: cfg (the resolved job config).
 """
 
+import sonodiff_path  # noqa: F401  (first: puts sonodiff on sys.path where nothing else does)
+
 from sonodiff.rule import run_rule
 from sonodiff.sample import write_sampling_plan
 

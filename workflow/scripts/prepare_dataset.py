@@ -4,6 +4,8 @@ input.raw is the raw folder; output.manifest, output.info and output.sector are 
 contract files (one folder, which also receives images/ and labels/); params.cfg the resolved job config.
 """
 
+import sonodiff_path  # noqa: F401  (first: puts sonodiff on sys.path where nothing else does)
+
 from sonodiff.data.prepare import prepare_dataset
 from sonodiff.rule import run_rule
 

@@ -1,5 +1,7 @@
 """Rule provenance: resolved config, software versions, device and wall time per stage."""
 
+import sonodiff_path  # noqa: F401  (first: puts sonodiff on sys.path where nothing else does)
+
 from sonodiff.report.provenance import write_provenance
 from sonodiff.rule import run_rule
 

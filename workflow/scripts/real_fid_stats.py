@@ -1,5 +1,7 @@
 """Rule real_fid_stats: Inception statistics of the real validation images (npz)."""
 
+import sonodiff_path  # noqa: F401  (first: puts sonodiff on sys.path where nothing else does)
+
 import torch
 
 from sonodiff.contracts.dataset import PreparedDataset

@@ -1,5 +1,7 @@
 """Rule report_figures: one dataset's qualitative grid, sample grids, training curves and depth profile."""
 
+import sonodiff_path  # noqa: F401  (first: puts sonodiff on sys.path where nothing else does)
+
 from sonodiff.contracts.dataset import PreparedDataset
 from sonodiff.report.dataset_figures import render_dataset_figures
 from sonodiff.rule import run_rule

@@ -1,5 +1,7 @@
 """Rule report_tables: every table (paper layout and all numbers) as an HTML page for the report."""
 
+import sonodiff_path  # noqa: F401  (first: puts sonodiff on sys.path where nothing else does)
+
 from sonodiff.report.tables_html import TABLE_TITLES, render_table_file
 from sonodiff.rule import run_rule
 

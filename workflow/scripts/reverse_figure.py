@@ -1,5 +1,7 @@
 """Rule reverse_figure: the reverse process of each variant's model from its snapshots (fig. 3)."""
 
+import sonodiff_path  # noqa: F401  (first: puts sonodiff on sys.path where nothing else does)
+
 from sonodiff.contracts.dataset import read_dataset_info
 from sonodiff.report.paper_figures import render_reverse_from_files
 from sonodiff.rule import run_rule

@@ -5,6 +5,8 @@ the model's sample.mask_sector); output: snapshots; params: device,
 snapshots (the number of frames).
 """
 
+import sonodiff_path  # noqa: F401  (first: puts sonodiff on sys.path where nothing else does)
+
 from sonodiff.contracts.dataset import PreparedDataset
 from sonodiff.rule import run_rule
 from sonodiff.sample import write_reverse_snapshots

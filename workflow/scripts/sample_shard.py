@@ -5,6 +5,8 @@ prepared dataset's sector mask, applied with sample.mask_sector); output: manife
 shard's); params: cfg, shards; wildcards: shard.
 """
 
+import sonodiff_path  # noqa: F401  (first: puts sonodiff on sys.path where nothing else does)
+
 import torch
 
 from sonodiff.rule import run_rule

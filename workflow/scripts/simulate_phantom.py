@@ -4,6 +4,8 @@ params.cfg is the resolved job config (``datasets.<name>.source.simulate`` says 
 how many patients, mode, size, slices and seed); output[0] is the raw folder results/raw/{dataset}.
 """
 
+import sonodiff_path  # noqa: F401  (first: puts sonodiff on sys.path where nothing else does)
+
 from sonodiff.phantom import simulate_phantom
 from sonodiff.rule import run_rule
 

@@ -4,6 +4,8 @@ input: manifest, info, sector (the prepared dataset); output: model, log_csv (wr
 the model); params: cfg (the resolved job config); resources: gpu (processes under torchrun).
 """
 
+import sonodiff_path  # noqa: F401  (first: puts sonodiff on sys.path where nothing else does)
+
 from pathlib import Path
 
 import torch

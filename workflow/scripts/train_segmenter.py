@@ -1,5 +1,7 @@
 """Rule train_segmenter: train the UNet on one source, every seed in turn; test each on the real test split."""
 
+import sonodiff_path  # noqa: F401  (first: puts sonodiff on sys.path where nothing else does)
+
 from sonodiff.contracts.dataset import PreparedDataset
 from sonodiff.rule import run_rule
 from sonodiff.segment.train import run_segmentation

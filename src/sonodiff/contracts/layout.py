@@ -30,6 +30,13 @@ SEGMENT_MODEL = "model.pt"
 PREDICTIONS = "predictions.npz"
 LEAKAGE_REPORT = "leakage_ok.txt"
 TABLE_FORMATS = ("csv", "md", "tex")
+#: The exported model folder (loadable with safetensors alone: ``contracts.model_folder``).
+EXPORTED_WEIGHTS = "model.safetensors"
+EXPORTED_DEPTH = "depth.safetensors"
+EXPORTED_CONFIG = "config.json"
+MODEL_CARD = "README.md"
+#: nnU-Net v2's raw dataset description (its own format, inside each ``Dataset<ID>_<name>`` folder).
+NNUNET_DATASET_JSON = "dataset.json"
 
 
 #: Every path of the results tree, relative to its root, as a template over the wildcards it
@@ -68,6 +75,16 @@ TEMPLATES = {
     "segment_model": f"segment/{{dataset}}/{{source}}/{SEGMENT_MODEL}",
     "segment_predictions": f"segment/{{dataset}}/{{source}}/{PREDICTIONS}",
     "leakage_report": f"segment/{{dataset}}/{LEAKAGE_REPORT}",
+    # export stage: shareable model folders and nnU-Net v2 raw datasets (nnUNet_raw = nnunet_raw)
+    "export_dir": "export/models/{dataset}/{variant}",
+    "exported_weights": f"export/models/{{dataset}}/{{variant}}/{EXPORTED_WEIGHTS}",
+    "exported_depth": f"export/models/{{dataset}}/{{variant}}/{EXPORTED_DEPTH}",
+    "exported_config": f"export/models/{{dataset}}/{{variant}}/{EXPORTED_CONFIG}",
+    "model_card": f"export/models/{{dataset}}/{{variant}}/{MODEL_CARD}",
+    "exported_sector": f"export/models/{{dataset}}/{{variant}}/{SECTOR}",
+    "nnunet_raw": "export/nnunet_raw",
+    "nnunet_dataset": "export/nnunet_raw/Dataset{nnunet_id}_{dataset}_{source}",
+    "nnunet_dataset_json": f"export/nnunet_raw/Dataset{{nnunet_id}}_{{dataset}}_{{source}}/{NNUNET_DATASET_JSON}",
     # report stage (a figure's name may hold a /)
     "figure": "figures/{kind}/{name}.png",
     "report_table": "report/tables/{name}.html",

@@ -12,6 +12,8 @@
     depth       the depth map d(p) (H, W) its B-maps were built over
 
 :func:`load_model` rebuilds the network and the B-map process; the sampling stage and the CLI use it.
+It also loads an exported model folder (:mod:`sonodiff.contracts.model_folder`), so every reader of
+a model takes either.
 ``train_log.csv`` has one row per ``train.log_every`` steps (:data:`TRAIN_LOG_COLUMNS`).
 """
 
@@ -93,10 +95,18 @@ class LoadedModel:
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     """Load ``model.pt`` and rebuild its network (:func:`sonodiff.models.build_model`) and process
-    (:meth:`sonodiff.diffusion.BMapDiffusion.from_config`) on ``device``."""
+    (:meth:`sonodiff.diffusion.BMapDiffusion.from_config`) on ``device``.
+
+    ``path`` may also be an exported model folder (a directory): then it is
+    :func:`sonodiff.contracts.model_folder.load_model_folder` (safetensors and JSON, no ``torch.load``).
+    """
     from sonodiff.diffusion.process import BMapDiffusion
     from sonodiff.models import build_model
 
+    if Path(path).is_dir():
+        from sonodiff.contracts.model_folder import load_model_folder  # it imports this module
+
+        return load_model_folder(path, device)
     payload = read_model_file(path)
     model = build_model(payload["spec"])
     model.load_state_dict(payload["state_dict"])

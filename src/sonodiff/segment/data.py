@@ -132,6 +132,16 @@ def load_label(path: str | Path, num_classes: int) -> np.ndarray:
     return arr
 
 
+def read_pair(image: str | Path, label: str | Path, num_classes: int, img_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """One row's uint8 image and label map of prepared ids (:func:`load_label`), each (H, W) and
+    checked to be ``img_size`` square."""
+    pair = read_png(image), load_label(label, num_classes)
+    for path, name, arr in ((image, "image", pair[0]), (label, "label", pair[1])):
+        if arr.shape != (img_size, img_size):
+            raise InputError(path, f"{name} is {arr.shape}, expected ({img_size}, {img_size})")
+    return pair
+
+
 class PngSegmentationSet:
     """The images and label maps of a set, read from its PNG paths on first use and kept.
 
@@ -153,10 +163,7 @@ class PngSegmentationSet:
         """uint8 images and label maps (N, H, W) of every row, checked."""
         images, labels = [], []
         for _, row in self.table.iterrows():
-            image, label = read_png(row["image"]), load_label(row["label"], self.num_classes)
-            for name, arr in (("image", image), ("label", label)):
-                if arr.shape != (self.img_size, self.img_size):
-                    raise InputError(row[name], f"{name} is {arr.shape}, expected ({self.img_size}, {self.img_size})")
+            image, label = read_pair(row["image"], row["label"], self.num_classes, self.img_size)
             images.append(image)
             labels.append(label)
         shape = (0, self.img_size, self.img_size)
