@@ -46,10 +46,12 @@ print(json.dumps({{"wall_s": wall, "heavy": heavy}}))
 
 
 def script_imports(path: str | Path) -> str:
-    """The top-level import statements of a rule script, as source code."""
+    """The top-level import statements of a rule script, as source code, after what Snakemake's
+    preamble does: the script's own folder appended to the search path (for ``sonodiff_path``)."""
     tree = ast.parse(Path(path).read_text())
     nodes = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
-    return "\n".join(ast.unparse(n) for n in nodes)
+    preamble = f"import sys\nsys.path.append({str(Path(path).resolve().parent)!r})"
+    return "\n".join([preamble, *(ast.unparse(n) for n in nodes)])
 
 
 def probe(code: str, tree: Path = ROOT) -> dict:
@@ -72,7 +74,8 @@ def summarize(runs: list[dict]) -> dict:
 
 def targets(tree: Path = ROOT) -> dict[str, str]:
     """Name -> import code: every rule script, every package or module of sonodiff, the CLI's --help."""
-    out = {f"rule {p.stem}": script_imports(p) for p in sorted((tree / "workflow" / "scripts").glob("*.py"))}
+    scripts = [p for p in sorted((tree / "workflow" / "scripts").glob("*.py")) if p.stem != "sonodiff_path"]
+    out = {f"rule {p.stem}": script_imports(p) for p in scripts}
     for p in sorted((tree / "src" / "sonodiff").iterdir()):
         if p.name.startswith("_") or not (p.suffix == ".py" or (p / "__init__.py").is_file()):
             continue

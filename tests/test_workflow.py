@@ -26,15 +26,21 @@ def test_dry_run(tmp_path, config):
         assert rule in out, f"{rule} missing from the {config} DAG"
 
 
-def test_bad_config_stops_before_any_job(tmp_path):
+@pytest.mark.parametrize("old, new, message", [
+    ("\ntrain:\n  steps:", "\ntrain:\n  stpes:", "error: config key train.stpes: unknown key"),
+    ("sources: [real, synthetic_baseline, synthetic_bmaps]", "sources: [real, synthetic_nope]",
+     "error: config key segment.sources: 'synthetic_nope' names no configured variant 'nope'"),
+])
+def test_bad_config_stops_before_any_job(tmp_path, old, new, message):
+    """A bad key, or a value only the workflow's own checks catch, is one line without a stack."""
     bad = tmp_path / "bad.yaml"
     text = (ROOT / "config" / "config.yaml").read_text()
-    assert "\ntrain:\n  steps:" in text
-    bad.write_text(text.replace("\ntrain:\n  steps:", "\ntrain:\n  stpes:"))
+    assert old in text
+    bad.write_text(text.replace(old, new))
     proc = run_snakemake(tmp_path, "-n", configfile=bad)
     assert proc.returncode != 0
     lines = (proc.stdout + proc.stderr).strip().splitlines()
-    assert lines == ["error: config key train.stpes: unknown key"]  # one line, no stack
+    assert lines == [message]  # one line, no stack
     assert not (tmp_path / "results").exists()
 
 

@@ -24,10 +24,17 @@ from sonodiff.config import (
 from sonodiff.contracts.layout import TABLE_FORMATS, Layout
 from sonodiff.errors import InputError
 
-try:  # a bad config stops the workflow with one line, before any job (no Python stack)
-    config.update(validate_config(config))
-except InputError as err:
-    sys.exit(f"error: {err}")
+
+def stop_on_input_error(build, *args):
+    """``build(*args)``, run while the workflow loads: a bad input (InputError) stops it with one
+    line naming the file or key, before any job and without a Python stack."""
+    try:
+        return build(*args)
+    except InputError as err:
+        sys.exit(f"error: {err}")
+
+
+config.update(stop_on_input_error(validate_config, config))
 
 RESULTS = "results"
 L = Layout(RESULTS)

@@ -17,7 +17,7 @@ def checked_sources(dataset):
 
 
 SEGMENT_DATASETS = LABELLED
-SEGMENT_SOURCES = {d: checked_sources(d) for d in SEGMENT_DATASETS}
+SEGMENT_SOURCES = {d: stop_on_input_error(checked_sources, d) for d in SEGMENT_DATASETS}
 
 
 def source_sample_variants(wildcards):
@@ -90,7 +90,9 @@ def segment_targets():
 NNUNET_SOURCES = nnunet_sources(VARIANTS)
 #: (dataset, source) -> nnU-Net dataset id, labelled datasets only (none when the export is off).
 NNUNET_IDS = (
-    nnunet_ids(SEGMENT_DATASETS, VARIANTS, config["export"]["nnunet_first_id"]) if config["export"]["nnunet"] else {}
+    stop_on_input_error(nnunet_ids, SEGMENT_DATASETS, VARIANTS, config["export"]["nnunet_first_id"])
+    if config["export"]["nnunet"]
+    else {}
 )
 
 
