@@ -151,7 +151,10 @@ def test_patient_twice_in_2019_release(tmp_path):
 def test_patient_in_no_subgroup(tmp_path):
     raw = write_camus_nifti(tmp_path / "raw")
     (raw / "database_split" / "subgroup_testing.txt").write_text("")
-    _assert_fails(raw, tmp_path / "out", "patient0006 is in no subgroup file")
+    msg = _assert_fails(raw, tmp_path / "out", r"1 patients with images in \S+database_nifti are in no split file "
+                                               r"\(subgroup_training\.txt, subgroup_validation\.txt, "
+                                               r"subgroup_testing\.txt\): patient0006$")
+    assert msg.startswith(f"{raw / 'database_split'}: ")
 
 
 def test_unreadable_nifti(tmp_path):
@@ -235,7 +238,7 @@ def test_official_split_files_against_a_partial_tree(tmp_path):
     raw = write_camus_nifti(tmp_path / "raw", groups={"training": [1, 2, 3]})
     shutil.rmtree(raw / "database_split")
     shutil.copytree(SPLIT_FILES, raw / "database_split")
-    msg = _assert_fails(raw, tmp_path / "out", r"subgroup_training\.txt: 397 patient ids without a folder in ")
+    msg = _assert_fails(raw, tmp_path / "out", r"subgroup_training\.txt: 397 patient ids with no images in ")
     assert msg.endswith("database_nifti: patient0004, patient0005, patient0006, patient0007, patient0008, ... (397 in all)")
 
 
@@ -243,7 +246,7 @@ def test_split_file_id_without_folder(tmp_path):
     raw = write_camus_nifti(tmp_path / "raw")
     with (raw / "database_split" / "subgroup_validation.txt").open("a") as f:
         f.write("patient0099\n")
-    msg = _assert_fails(raw, tmp_path / "out", "1 patient ids without a folder in")
+    msg = _assert_fails(raw, tmp_path / "out", "1 patient ids with no images in")
     assert msg.startswith(str(raw / "database_split" / "subgroup_validation.txt")) and msg.endswith(": patient0099")
 
 

@@ -252,6 +252,7 @@ def test_patient_csv(tmp_path):
     ({"label_suffix": "_Mask"},
      r"^\S+raw: no image/label pair: 4 images match image_glob '\*\*/\*HC\.png', 3 label maps match "
      r"label_glob '\*\*/\*HC_Annotation\.png', no label stem is an image stem plus label_suffix '_Mask' "
+     r"in the image's folder or at its place under the globs' folders "
      r"\(e\.g\. image '000_HC', label '000_HC_Annotation'\)$"),
     ({"label_glob": "**/*_Segmentation.png"}, r"^\S+raw: no label maps match label_glob '\*\*/\*_Segmentation\.png'$"),
     ({"image_glob": "**/*.jpg"}, r"^\S+raw: no images match image_glob '\*\*/\*\.jpg'$"),

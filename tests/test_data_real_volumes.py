@@ -18,6 +18,9 @@ from test_data_factories import job_config, prepare_into
 from sonodiff.contracts import layout
 from sonodiff.contracts.manifest import read_manifest
 from sonodiff.data.readers import read_array
+
+#: These samples are one patient: all of it goes to train (a 3-way split needs 3 patients).
+ONE_PATIENT_SPLIT = {"fractions": {"train": 1.0, "val": 0.0, "test": 0.0}}
 from sonodiff.data.units import scale_to_uint8
 
 ROOT = Path(__file__).parent / "data" / "plus_phantom"
@@ -44,7 +47,7 @@ def test_reconstructed_volume_slices_as_unlabelled_dataset(tmp_path, axis, kept,
     expected = [k for k in range(vol.shape[axis]) if flat[k].max() > flat[k].min()]
     assert len(expected) == kept
     entry = {**ENTRY, "image_glob": f"TestImages/{VOLUME.name}", "slice_axis": axis}
-    info = prepare_into(ROOT, tmp_path / "out", job_config("plus", entry))
+    info = prepare_into(ROOT, tmp_path / "out", job_config("plus", entry, split=ONE_PATIENT_SPLIT))
     df = read_manifest(tmp_path / "out" / layout.MANIFEST)
     assert list(df.slice_index) == expected
     assert set(df.patient_id) == {"SpinePhantomFreehandReconstructed"} and (df.label == "").all()
@@ -68,7 +71,7 @@ def test_2d_metaimage_frame_reads_and_converts(tmp_path):
     assert frame.shape == (400, 260) and frame.dtype == np.uint8
     assert frame.min() == 0 and frame.max() == 255 and frame.std() > 10
     entry = {**ENTRY, "image_glob": f"TestImages/{FRAME.name}"}
-    prepare_into(ROOT, tmp_path / "out", job_config("plus", entry))
+    prepare_into(ROOT, tmp_path / "out", job_config("plus", entry, split=ONE_PATIENT_SPLIT))
     df = read_manifest(tmp_path / "out" / layout.MANIFEST)
     assert list(df.sample_id) == ["UltrasonixLinearScanConvertedData.igs"]     # one 2D sample, no slicing
     image = np.asarray(Image.open(df.image[0]))

@@ -157,9 +157,13 @@ def test_phantom_of_the_default_config_converts_with_volunteers_as_patients(defa
 # ---------------------------------------------------------------------------------- one-line errors
 
 
+#: Two volunteers fill two splits (three non-zero fractions would need three).
+TWO_WAY = {"fractions": {"train": 0.5, "val": 0.0, "test": 0.5}}
+
+
 def _fails(raw, out, match, **overrides) -> str:
     with pytest.raises(InputError, match=match) as err:
-        _prepare(raw, out, **overrides)
+        _prepare(raw, out, split=TWO_WAY, **overrides)
     assert "\n" not in str(err.value)
     assert not (out / layout.MANIFEST).exists()
     return str(err.value)
@@ -211,7 +215,9 @@ def test_id_twice_fails(tmp_path):
     write_real_segthy(raw)
     img, _ = volume(1)
     write_sitk(img, raw / "copy" / "US" / "001_P1_1_left_US.nii")
-    _fails(raw, tmp_path / "out", "volume id 001_P1_1_left appears twice")
+    msg = _fails(raw, tmp_path / "out", "two files have the volume id 001_P1_1_left: this one and ")
+    assert msg.startswith(f"{raw / 'copy' / 'US' / '001_P1_1_left_US.nii'}: ")
+    assert msg.endswith(str(raw / BASE / "US" / "001_P1_1_left_US.nii"))
 
 
 def test_unexpected_label_value_names_the_file_and_the_values(tmp_path):
@@ -310,7 +316,7 @@ def test_orientation_rows_are_axis0(tmp_path):
     for key in ("001_P1_1_left", "002_P2_1_left", "003_P3_1_left"):
         write_sitk(img, tmp_path / "raw" / BASE / "US" / f"{key}_US.nii")
         write_sitk(lab, tmp_path / "raw" / BASE / "US_thyroid_label" / f"{key}.nii")
-    _prepare(tmp_path / "raw", tmp_path / "out", img_size=16)
+    _prepare(tmp_path / "raw", tmp_path / "out", img_size=16, duplicates={"detect": False})  # 3 copies
     df = read_manifest(tmp_path / "out" / layout.MANIFEST)
     out = np.asarray(Image.open(df.image[0])).astype(float)
     assert out[:3].mean() == 255 and out[6:].mean() < 100

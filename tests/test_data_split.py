@@ -23,7 +23,9 @@ def test_seeded_split_fractions_and_determinism():
 def test_small_split_gets_every_split():
     out = seeded_split(["a", "b", "c"], {"train": 0.8, "val": 0.1, "test": 0.1}, seed=0)
     assert sorted(out.values()) == ["test", "train", "val"]
-    assert set(seeded_split(["a", "b"], {"train": 0.6, "val": 0.2, "test": 0.2}, 0).values()) == {"train"}
+    # Two non-zero fractions need two patients; each gets one (round(0.25 * 2) = 0 would leave val empty).
+    assert sorted(seeded_split(["a", "b"], {"train": 0.75, "val": 0.25, "test": 0.0}, 0).values()) == ["train", "val"]
+    assert set(carve_validation(["a", "b"], 0.25, seed=0).values()) == {"train", "val"}
 
 
 def test_stratified_split_keeps_fractions_per_class():

@@ -12,12 +12,13 @@ at row 0. Sequences (``_sequence``, ``_half_sequence``) are not used.
 Checks (each a one-line :class:`~sonodiff.errors.InputError` naming the file):
 
 - split files (read where ``official_split`` is on): every patient id in one file only, every
-  patient folder in a file, every id of a file with its folder (the error names the file, the
-  first missing ids and their count);
+  patient with images in a file, every id of a file a patient with images (the error names the
+  file, the first missing ids and their count);
 - ground truth: a labelled dataset needs the ``_gt`` of every image, in every split of the NIfTI
   release and in the 2019 release's ``training/``; the 2019 ``testing/`` ships none, so its
   images without one are skipped (by :func:`sonodiff.data.prepare.list_dataset`, one warning);
-- a ``_gt`` without its image, a patient id found twice, no CAMUS layout at all.
+- a ``_gt`` without its image, two files of one stem (``.nii.gz`` beside ``.mhd``), a patient
+  id found twice, no CAMUS layout at all.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ import logging
 import re
 from pathlib import Path
 
-from sonodiff.data.readers import find_dirs
+from sonodiff.data.readers import find_dirs, index_files
+from sonodiff.data.split import check_split_lists
 from sonodiff.data.units import Unit
 from sonodiff.errors import InputError
 
@@ -47,11 +49,9 @@ def _one_dir(raw: Path, name: str) -> Path | None:
 
 
 def _find(folder: Path, stem: str) -> Path | None:
-    for suffix in SUFFIXES:
-        p = folder / f"{stem}{suffix}"
-        if p.is_file():
-            return p
-    return None
+    """The file ``<stem>.nii.gz``, ``.nii`` or ``.mhd`` in ``folder``; two of them are an error naming both."""
+    files = [p for p in (folder / f"{stem}{suffix}" for suffix in SUFFIXES) if p.is_file()]
+    return index_files(files, lambda p: stem, "stem").get(stem)
 
 
 def _patient_units(folder: Path, official: str | None, needs_gt: bool) -> list[Unit]:
@@ -100,21 +100,13 @@ def read_subgroups(split_dir: Path) -> dict[str, str]:
     return out
 
 
-def check_subgroups(groups: dict[str, str], split_dir: Path, nifti: Path, shown: int = 5) -> None:
-    """Every id of the split files has a patient folder in ``nifti`` and every folder an id; else
-    an error naming the split file (or folder) with the first ``shown`` missing ids and their count."""
-    folders = _patients(nifti)
-    names = {f.name for f in folders}
-    for group, split in SUBGROUPS.items():
-        missing = sorted(pid for pid, s in groups.items() if s == split and pid not in names)
-        if missing:
-            more = f", ... ({len(missing)} in all)" if len(missing) > shown else ""
-            raise InputError(split_dir / f"subgroup_{group}.txt",
-                             f"{len(missing)} patient ids without a folder in {nifti}: "
-                             f"{', '.join(missing[:shown])}{more}")
-    for folder in folders:
-        if folder.name not in groups:
-            raise InputError(split_dir, f"{folder.name} is in no subgroup file")
+def check_subgroups(groups: dict[str, str], split_dir: Path, present: set[str], nifti: Path) -> None:
+    """Every id of the split files is a patient with images in ``nifti`` and every such patient is
+    in a split file; else an error naming the split file (or folder), the first missing ids and
+    their count (:func:`sonodiff.data.split.check_split_lists`)."""
+    lists = {split_dir / f"subgroup_{group}.txt": [pid for pid, s in groups.items() if s == split]
+             for group, split in SUBGROUPS.items()}
+    check_split_lists(lists, present, str(nifti))
 
 
 def _nifti_units(nifti: Path, raw: Path, official_split: bool, needs_gt: bool) -> list[Unit]:
@@ -122,11 +114,11 @@ def _nifti_units(nifti: Path, raw: Path, official_split: bool, needs_gt: bool) -
     groups = read_subgroups(split_dir) if (official_split and split_dir is not None) else None
     if official_split and split_dir is None:
         log.warning("%s: no database_split/ folder; using a seeded split", raw)
-    if groups is not None:
-        check_subgroups(groups, split_dir, nifti)
     units = []
     for folder in _patients(nifti):
-        units.extend(_patient_units(folder, groups[folder.name] if groups is not None else None, needs_gt))
+        units.extend(_patient_units(folder, groups.get(folder.name) if groups is not None else None, needs_gt))
+    if groups is not None:
+        check_subgroups(groups, split_dir, {u.patient_id for u in units}, nifti)
     return units
 
 

@@ -9,17 +9,24 @@ Keys of the dataset's config entry (``config/README.md``), all paths relative to
 - Pairing: a label map pairs with the image whose stem is the label's stem less the label
   suffix: ``label_suffix`` where set (``_Annotation``: ``000_HC_Annotation.png`` labels
   ``000_HC.png``; ``""``: identical stems; a label without the suffix is ignored), else any of
-  :data:`DEFAULT_SUFFIXES` or none. Where several images share that stem, the label pairs with
-  the one in its own folder, else with the one at the same place under the images' common folder
-  as the label under the labels' (``images/p1/a.png`` with ``masks/p1/a_mask.png``); otherwise
-  it pairs with nobody. In a labeled dataset images without a label map are skipped (one
-  warning); no pair at all is an error saying what was searched for.
+  :data:`DEFAULT_SUFFIXES` or none, and that lies in the label's own folder or at the same place
+  under the folder ``image_glob`` names (its part before the first wildcard) as the label under
+  the one ``label_glob`` names (``images/p1/a.png`` with ``masks/p1/a_mask.png`` for the globs
+  ``images/**/*.png``, ``masks/**/*.png``). So an image and a label of one stem in different
+  patients' folders never pair. Refused, naming the files
+  (:func:`sonodiff.data.readers.pair_files`): a label map that pairs with no image or with two,
+  an image with two label maps (``a_mask.png`` and ``a_seg.png``), two images of one stem in one
+  folder. In a labeled dataset images without a label map are skipped (one warning); no pair at
+  all is an error saying what was searched for.
 - Patients: ``patient_csv`` (a CSV with columns ``image``, ``patient``; ``image`` is the path
   relative to the raw folder, or a bare file name), else ``patient_pattern`` (a regular
   expression searched in the image's path relative to the raw folder, ``/``-separated; its named
   group ``patient`` is the id: ``(?P<patient>\\d+)_HC`` gives ``000`` for
   ``training_set/000_HC.png``), else the first subfolder under the images' deepest common
-  folder (``<patient>/<image>.png``), else the image's stem.
+  folder (``<patient>/<image>.png``), else the image's stem. Where every image lies in one folder
+  that ``image_glob`` does not name (``**/*.png`` over ``p1/a.png``, ``p1/b.png``), that folder is
+  the one patient (:func:`patient_base`); the images of a folder the glob names
+  (``images/*.png``) are one patient each.
 - ``fill_outlines``: label maps hold closed contours (HC18's ellipses), filled into regions when
   read (:mod:`sonodiff.data.outlines`).
 
@@ -29,13 +36,14 @@ Sample ids are the image's folders under the images' common folder and its stem,
 from __future__ import annotations
 
 import csv
+import itertools
 import logging
 import os
 import re
 from collections import defaultdict
 from pathlib import Path
 
-from sonodiff.data.readers import find_files, patient_regex, safe_id, stem
+from sonodiff.data.readers import find_files, pair_files, patient_regex, safe_id, stem
 from sonodiff.data.units import Unit
 from sonodiff.errors import InputError
 
@@ -76,42 +84,59 @@ def _common(paths: list[Path]) -> Path:
     return Path(os.path.commonpath([str(p.parent) for p in paths]))
 
 
-def pair_labels(images: list[Path], labels: list[Path], pairing: Pairing) -> dict[Path, Path]:
-    """Image -> its label map (rules in the module docstring); errors name the file."""
-    by_stem: dict[str, list[Path]] = defaultdict(list)
-    for f in labels:
-        key = pairing.image_stem(f)
-        if key is not None:
-            by_stem[key].append(f)
+#: Characters that make a glob component a wildcard.
+WILDCARD = re.compile(r"[*?\[]")
+
+
+def glob_root(raw: Path, pattern: str) -> Path:
+    """The folder a glob names before its first wildcard: ``raw/images`` for ``images/**/*.png``,
+    ``raw`` for ``**/*.png``. Every file the glob matches lies under it."""
+    lead = itertools.takewhile(lambda part: not WILDCARD.search(part), pattern.split("/")[:-1])
+    return raw.joinpath(*lead)
+
+
+def patient_base(raw: Path, image_glob: str, images: list[Path]) -> Path:
+    """The folder whose subfolders are the patients: the images' deepest common folder, or, where
+    every image lies in that one folder and the folder is not the one ``image_glob`` names (its
+    part before the first wildcard), the folder above it: the images of ``p1/*.png`` are patient
+    ``p1``'s, never one patient each, while those of ``images/*.png`` are one patient each."""
+    base = _common(images)
+    if base != glob_root(raw, image_glob) and all(f.parent == base for f in images):
+        return base.parent
+    return base
+
+
+def _identities(f: Path, raw: Path, root: Path, image_stem: str) -> tuple[tuple[str, str], ...]:
+    """Where a file may meet its partner: its folder (relative to the raw folder) and its place
+    under its glob's folder, each with the stem of the image."""
+    return (("folder", (f.parent.relative_to(raw) / image_stem).as_posix()),
+            ("glob", (f.parent.relative_to(root) / image_stem).as_posix()))
+
+
+def pair_labels(raw: Path, images: list[Path], labels: list[Path], pairing: Pairing,
+                image_glob: str, label_glob: str) -> dict[Path, Path]:
+    """Image -> its label map (rules in the module docstring), by
+    :func:`sonodiff.data.readers.pair_files`: a label map that pairs with no image or with two,
+    and an image with two label maps, are errors naming the files. Where no label map pairs at
+    all, ``{}`` (the caller says what was searched for)."""
     unsuffixed = [f for f in labels if pairing.image_stem(f) is None]
     if unsuffixed:
         log.warning("%d label files without %s ignored (e.g. %s)", len(unsuffixed), pairing.describe(),
                     unsuffixed[0])
-    stems = defaultdict(int)
-    for image in images:
-        stems[stem(image)] += 1
-    image_base = _common(images)
-    label_base = _common(labels) if labels else image_base
-    pairs: dict[Path, Path] = {}
-    owner: dict[Path, Path] = {}
-    for image in images:
-        found = by_stem.get(stem(image), [])
-        match = [f for f in found if f.parent == image.parent]
-        if not match:
-            where = image.parent.relative_to(image_base)
-            match = [f for f in found if f.parent.relative_to(label_base) == where]
-        if not match and len(found) == 1 and stems[stem(image)] == 1:
-            match = found
-        if len(match) > 1:
-            raise InputError(match[1], f"two label maps for image {image} (also {match[0]})")
-        if match:
-            if match[0] in owner:
-                raise InputError(match[0], f"label map of two images: {owner[match[0]]} and {image}")
-            pairs[image] = owner[match[0]] = match[0]
-    unused = sorted(f for fs in by_stem.values() for f in fs if f not in owner)
-    if unused:
-        log.warning("%d label maps pair with no image, ignored (e.g. %s)", len(unused), unused[0])
-    return pairs
+    image_root, label_root = glob_root(raw, image_glob), glob_root(raw, label_glob)
+    image_ids = {f: _identities(f, raw, image_root, stem(f)) for f in images}
+    label_ids = {f: _identities(f, raw, label_root, pairing.image_stem(f)) for f in labels if f not in unsuffixed}
+
+    def orphan(label: Path) -> str:
+        place = label.parent.relative_to(label_root) / pairing.image_stem(label)
+        return (f"label map without an image: no image {pairing.image_stem(label)}.* matching image_glob "
+                f"{image_glob!r} in its folder or at {place.as_posix()}.* under {image_root} ({pairing.describe()})")
+
+    known = {key for keys in image_ids.values() for key in keys}
+    if not any(key in known for keys in label_ids.values() for key in keys):
+        return {}
+    pairs = pair_files(image_ids, label_ids, orphan, show=lambda key: key[1])
+    return {image: files[0] for image, files in pairs.items()}
 
 
 def read_patient_csv(path: Path) -> dict[str, str]:
@@ -136,8 +161,8 @@ def read_patient_csv(path: Path) -> dict[str, str]:
 class _Patients:
     """The patient of an image: ``patient_csv``, ``patient_pattern`` or folders (module docstring)."""
 
-    def __init__(self, raw: Path, data: dict, images: list[Path]):
-        self.raw, self.base = raw, _common(images)
+    def __init__(self, raw: Path, data: dict, images: list[Path], image_glob: str):
+        self.raw, self.base = raw, patient_base(raw, image_glob, images)
         csv_value, text = data.get("patient_csv"), data.get("patient_pattern")
         if csv_value and text:
             raise InputError("config key patient_pattern", "set patient_pattern or patient_csv, not both")
@@ -190,22 +215,24 @@ def list_units(raw: Path, data: dict) -> list[Unit]:
         if not label_files:
             raise InputError(raw, f"no label maps match label_glob {label_glob!r}")
         pairing = Pairing(data.get("label_suffix"))
-        pairs = pair_labels(images, label_files, pairing)
+        pairs = pair_labels(raw, images, label_files, pairing, image_glob, label_glob)
         if not pairs:
             raise InputError(raw, f"no image/label pair: {len(images)} images match image_glob {image_glob!r}, "
                                   f"{len(label_files)} label maps match label_glob {label_glob!r}, no label "
-                                  f"stem is an image stem plus {pairing.describe()} (e.g. image "
-                                  f"{stem(images[0])!r}, label {stem(label_files[0])!r})")
+                                  f"stem is an image stem plus {pairing.describe()} in the image's folder or "
+                                  f"at its place under the globs' folders (e.g. image {stem(images[0])!r}, "
+                                  f"label {stem(label_files[0])!r})")
         skipped = [f for f in images if f not in pairs]
         if skipped:
             log.warning("%d images without a label map skipped (e.g. %s)", len(skipped), skipped[0])
-    patients = _Patients(raw, data, images)
+    patients = _Patients(raw, data, images, image_glob)
     fill = bool(data.get("fill_outlines", False))
+    sample_base = _common(images)
     units: dict[str, Unit] = {}
     for image in images:
         if labeled and image not in pairs:
             continue
-        rel = image.relative_to(patients.base)
+        rel = image.relative_to(sample_base)
         key = safe_id("_".join([*rel.parts[:-1], stem(image)]))
         if key in units:
             raise InputError(image, f"sample id {key} appears twice (also {units[key].image})")

@@ -90,13 +90,15 @@ def list_dataset(raw: str | Path, data: Mapping, spec: LabelSpec) -> list[Unit]:
 
 
 def assign_splits(units: list[Unit], data: Mapping, split_cfg: Mapping,
-                  groups: Mapping[str, list[str]] | None = None) -> dict[str, str]:
+                  groups: Mapping[str, list[str]] | None = None, dataset: str = "") -> dict[str, str]:
     """Patient -> split: the official split where there is one and ``official_split`` is on,
     training patients of a ``train+val`` official split carved with ``val / (train + val)``;
     else the seeded split of ``split.fractions`` (stratified by ``class`` where units have one).
 
     ``groups`` (duplicate groups, id -> patients) are kept whole in every seeded part; an official
-    split is authoritative and may split a group (:func:`sonodiff.data.duplicates.describe` warns)."""
+    split is authoritative and may split a group (:func:`sonodiff.data.duplicates.describe` warns).
+    Too few patients for the seeded splits of non-zero fractions is an :class:`InputError` at
+    ``split.fractions`` naming ``dataset`` (:func:`sonodiff.data.split.check_enough`)."""
     patients = sorted({u.patient_id for u in units})
     fractions, seed = split_cfg["fractions"], int(split_cfg["seed"])
     official = {u.patient_id: u.official_split for u in units}
@@ -108,10 +110,11 @@ def assign_splits(units: list[Unit], data: Mapping, split_cfg: Mapping,
         pool = [p for p, s in official.items() if s == "train+val"]
         if pool:
             f_train, f_val = float(fractions["train"]), float(fractions["val"])
-            out.update(carve_validation(pool, f_val / (f_train + f_val) if f_train + f_val else 0.0, seed, groups))
+            out.update(carve_validation(pool, f_val / (f_train + f_val) if f_train + f_val else 0.0, seed, groups,
+                                        dataset))
         return out
     strata = {u.patient_id: u.extra["class"] for u in units if "class" in u.extra} or None
-    return grouped_split(patients, fractions, seed, strata, groups)
+    return grouped_split(patients, fractions, seed, strata, groups, dataset)
 
 
 def pad_to_square(arr: np.ndarray) -> np.ndarray:
@@ -192,9 +195,10 @@ def prepare_dataset(raw: str | Path, manifest: str | Path, info: str | Path, sec
     spec = LabelSpec.from_config(data["labels"], data.get("sector_label", True),
                                  where=f"config key datasets.{name}.labels")
     units = list_dataset(raw, data, spec)
-    assign_splits(units, data, cfg["split"])  # split errors before any pixel is read
+    assign_splits(units, data, cfg["split"], dataset=name)  # split errors before any pixel is read
     settings = DuplicateSettings.from_config(data.get("duplicates"), f"config key datasets.{name}.duplicates")
     finder = DuplicateFinder(settings)
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=out_dir))
     try:
@@ -203,7 +207,8 @@ def prepare_dataset(raw: str | Path, manifest: str | Path, info: str | Path, sec
             raise InputError(raw, "no 2D samples left after slicing")
         pairs = finder.pairs()
         groups = group_patients((finder.samples[p.a].patient_id, finder.samples[p.b].patient_id) for p in pairs)
-        splits = assign_splits(units, data, cfg["split"], groups)
+        sampled = {row["source_file"] for row in rows}  # a volume may keep no slice: its patient has no sample
+        splits = assign_splits([u for u in units if u.image in sampled], data, cfg["split"], groups, dataset=name)
         group_of = {p: g for g, members in groups.items() for p in members}
         for row in rows:
             row["split"], row["duplicate_group"] = splits[row["patient_id"]], group_of.get(row["patient_id"], "")
@@ -215,8 +220,12 @@ def prepare_dataset(raw: str | Path, manifest: str | Path, info: str | Path, sec
         description = dataset_info(name, data, spec, df, describe(finder, pairs, groups, splits))
         remove_dataset_records(out_dir, (manifest.name, info_path.name))
         _install(tmp, out_dir, pixel_entries(spec.labeled))
-    finally:
+    except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if created and not any(out_dir.iterdir()):
+            out_dir.rmdir()  # a failed first run leaves no folder behind either
+        raise
+    shutil.rmtree(tmp, ignore_errors=True)
     write_dataset(manifest, info_path, df, description)
     log.info("%s: %s; duplicates %s", name, description["counts"], description["duplicates"]["counts"])
     return description

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -75,13 +75,22 @@ def read_array(path: str | Path) -> np.ndarray:
 def _read_pil(path: Path) -> np.ndarray:
     """A 2D image by PIL: 8-bit grey and colour images by :func:`sonodiff.io.read_png` (colour
     converted to grey); palette images as the grey of their colours (a raw file is a picture, not a
-    palette label map); 1-bit, 16-bit and float images (``1``, ``I;16``, ``I``, ``F``) as stored."""
+    palette label map), other images of several bands (``PA``, ``HSV``...) by way of RGBA to grey;
+    1-bit, 16-bit and float images (``1``, ``I;16``, ``I``, ``F``) as stored. A file of several
+    frames (a multi-page TIFF, an animated GIF) is refused: PIL would read its first frame only."""
     from PIL import Image
 
     with Image.open(path) as img:
+        frames = int(getattr(img, "n_frames", 1))
+        if frames > 1:
+            raise InputError(path, f"{frames} frames in one image file; store a volume as NIfTI or MetaImage")
         if img.mode not in READ_PNG_MODES:
             img.load()
-            return np.squeeze(np.asarray(img.convert("L") if img.mode == "P" else img))
+            if img.mode == "P":
+                img = img.convert("L")
+            elif len(img.getbands()) > 1:
+                img = img.convert("RGBA").convert("L")
+            return np.squeeze(np.asarray(img))
     return np.squeeze(read_png(path))
 
 
@@ -141,3 +150,58 @@ def patient_regex(text: str) -> re.Pattern:
     if "patient" not in pattern.groupindex:
         raise InputError("config key patient_pattern", f"{text!r} has no named group (?P<patient>...)")
     return pattern
+
+
+# ------------------------------------------------------------------ identities and pairing
+# Every converter names each raw file by an *identity* (BUSI: class, name and number; SegThy: the
+# volume id; CAMUS: patient, view and phase; folder: the place and stem). ``index_files`` refuses
+# two files of one identity, naming both; ``pair_files`` (BUSI, SegThy, folder) gives a label file
+# to the image of its identity only, never to one of another identity.
+
+
+def index_files(files: Iterable[Path], identity: Callable[[Path], Hashable | None], what: str,
+                show: Callable[[Hashable], str] = str) -> dict[Hashable, Path]:
+    """``{identity(f): f}`` over ``files`` (an identity of None leaves the file out). Two files of one
+    identity are an :class:`InputError` naming both: ``"<second>: two files have the <what> <id>: this
+    one and <first>"`` (``show`` spells the identity)."""
+    out: dict[Hashable, Path] = {}
+    for f in files:
+        key = identity(f)
+        if key is None:
+            continue
+        if key in out:
+            raise InputError(f, f"two files have the {what} {show(key)}: this one and {out[key]}")
+        out[key] = f
+    return out
+
+
+def pair_files(images: Mapping[Path, Sequence[Hashable]], labels: Mapping[Path, Sequence[Hashable]],
+               orphan: Callable[[Path], str], several: bool = False, what: str = "label map",
+               show: Callable[[Hashable], str] = str) -> dict[Path, tuple[Path, ...]]:
+    """Image -> its label files: a label pairs with the image that has one of its identities.
+
+    Each file comes with its identities (one for most formats; the folder format gives one per
+    place a label may be found at). An identity held by two images, a label that matches no image
+    (``orphan(label)`` is the reason), a label that matches two images and, unless ``several``
+    (BUSI's masks, merged), an image with two labels are :class:`InputError` naming the files.
+    Images without a label are left out; whether that is an error is the caller's rule. ``show``
+    spells an identity in a message."""
+    owner: dict[Hashable, Path] = {}
+    for image, keys in images.items():
+        for key in keys:
+            if key in owner and owner[key] != image:
+                raise InputError(image, f"two images have the identity {show(key)}: this one and {owner[key]}")
+            owner[key] = image
+    found: dict[Path, list[Path]] = {}
+    for label in sorted(labels):
+        matches = sorted({owner[k] for k in labels[label] if k in owner})
+        if not matches:
+            raise InputError(label, orphan(label))
+        if len(matches) > 1:
+            raise InputError(label, f"{what} matches several images: {', '.join(map(str, matches))}")
+        found.setdefault(matches[0], []).append(label)
+    if not several:
+        for image, files in found.items():
+            if len(files) > 1:
+                raise InputError(image, f"ambiguous {what}: {len(files)} candidates {', '.join(map(str, files))}")
+    return {image: tuple(files) for image, files in found.items()}

@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from sonodiff.data.readers import find_files, patient_regex, safe_id, stem
+from sonodiff.data.readers import find_files, index_files, pair_files, patient_regex, safe_id, stem
 from sonodiff.data.units import Unit
 from sonodiff.errors import InputError
 
@@ -55,14 +55,9 @@ def volume_id(path: Path, suffix: str = "") -> str:
 
 
 def by_id(files: list[Path], suffix: str = "") -> dict[str, Path]:
-    """Files by id; an id found twice is an error naming both files."""
-    out: dict[str, Path] = {}
-    for f in files:
-        key = volume_id(f, suffix)
-        if key in out:
-            raise InputError(f, f"volume id {key} appears twice (also {out[key]})")
-        out[key] = f
-    return out
+    """Files by id; an id found twice is an error naming both files
+    (:func:`sonodiff.data.readers.index_files`)."""
+    return index_files(files, lambda f: volume_id(f, suffix), "volume id")
 
 
 def patient_of(key: str, path: Path, pattern: re.Pattern) -> str:
@@ -89,15 +84,13 @@ def list_units(raw: Path, data: dict) -> list[Unit]:
         raise InputError(raw, f"no image volumes match image_glob {image_glob!r}")
     if len(data.get("labels", {})) > 1 and not labels:
         raise InputError(raw, f"no label volumes match label_glob {label_glob!r}")
-    for key, path in labels.items():
-        if key not in images:
-            raise InputError(path, f"label volume without an image volume {key}{IMAGE_SUFFIX}.* "
-                                   f"(image_glob {image_glob!r})")
+    pairs = pair_files({path: (key,) for key, path in images.items()}, {path: (key,) for key, path in labels.items()},
+                       lambda path: f"label volume without an image volume {volume_id(path)}{IMAGE_SUFFIX}.* "
+                                    f"(image_glob {image_glob!r})", what="label volume")
     units = []
     for key, path in images.items():
-        lab = labels.get(key)
-        if lab is None and labels:
+        lab = pairs.get(path, ())
+        if not lab and labels:
             raise InputError(path, f"image volume without a label volume {key}.* (label_glob {label_glob!r})")
-        units.append(Unit(key=safe_id(key), patient_id=patient_of(key, path, pattern), image=path,
-                          labels=(lab,) if lab else ()))
+        units.append(Unit(key=safe_id(key), patient_id=patient_of(key, path, pattern), image=path, labels=lab))
     return units
