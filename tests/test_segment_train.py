@@ -7,6 +7,7 @@ test Dice -> record, model, predictions) and its table and figure."""
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -138,7 +139,7 @@ def test_tiny_unet_segments_bright_disks_on_noise(tmp_path):
     assert np.nanmean(dice) > 0.9
 
 
-def test_resume_continues_exactly(tmp_path):
+def test_resume_continues_exactly(tmp_path, caplog):
     from sonodiff.segment.train import fit
 
     data = _disk_sets(tmp_path)
@@ -157,14 +158,50 @@ def test_resume_continues_exactly(tmp_path):
     b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
     assert a["step"] == b["step"] == 8
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
-    # other settings or another seed: the old checkpoint is ignored, not resumed
-    other = run(3, "b", lr=1e-3)
+    # other settings or another seed: the old checkpoint is set aside, not resumed
+    with caplog.at_level(logging.WARNING):
+        other = run(3, "b", lr=1e-3)
     assert len(other["history"]) == 1 and other["history"] != fresh["history"][:1]
+    assert f"set checkpoint {tmp_path / 'b' / 'last.pt'} aside to {tmp_path / 'b' / 'stale'}: made by another " \
+           "run (segment.lr: 0.001 here, 0.01 in the checkpoint)" in caplog.text
+    assert torch.load(tmp_path / "b" / "stale" / "last.pt", weights_only=True)["step"] == 8
     assert run(3, "a", seed=1)["history"] != fresh["history"][:1]
     # step 8 (the end of the 8-step run) is no validation step of a 10-step run (3, 6, 9, 10): it starts afresh
     longer = run(10, "a")
     assert [r["step"] for r in longer["history"]] == [3, 6, 9, 10]
     assert longer["history"][:2] == fresh["history"][:2] and longer["history"] == run(10, "e")["history"]
+
+
+def test_a_broken_or_foreign_checkpoint_is_set_aside_and_killed_writes_swept(tmp_path, caplog):
+    """A truncated last.pt, one with entries missing, and one without the run's identity are moved
+    to stale/ (training starts afresh); the temporary of a killed write goes, a user's file stays."""
+    from sonodiff.segment.train import fit
+
+    data = _disk_sets(tmp_path)
+    folder = tmp_path / "ckpt"
+
+    def run():
+        return fit(data["train"], data["val"], DISK, TINY | {"steps": 3}, 0, torch.device("cpu"),
+                   checkpoint_dir=folder, progress=False)
+
+    fresh = run()
+    blob = (folder / "last.pt").read_bytes()
+    (folder / ".last.pt.x8_k2p0q.tmp").write_bytes(blob[:100])   # a write killed halfway
+    (folder / ".keep.tmp").write_text("a user's file")
+    for broken, says in ((blob[: len(blob) // 2], "unreadable"),
+                         ({"step": 3, "fingerprint": "f"}, "missing entries ['best_step'"),
+                         ({**torch.load(folder / "last.pt", weights_only=True), "fingerprint": "0" * 64,
+                           "identity": None}, "made by another run (the checkpoint records no identity)")):
+        if isinstance(broken, bytes):
+            (folder / "last.pt").write_bytes(broken)
+        else:
+            torch.save(broken, folder / "last.pt")
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            assert run()["history"] == fresh["history"]          # trained afresh, the same
+        assert f"set checkpoint {folder / 'last.pt'} aside" in caplog.text and says in caplog.text
+        assert (folder / "stale" / "last.pt").is_file()
+    assert sorted(p.name for p in folder.iterdir()) == [".keep.tmp", "last.pt", "stale"]
 
 
 def _job(tmp_path, name, recipe="sonodiff", seeds=(0, 1), sources=("real", "synthetic_bmaps"), steps=4):
@@ -208,10 +245,15 @@ def test_resume_after_a_kill_is_exact_per_seed(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run("real", "killed")
     assert [p.split("/")[-2] for p in saves] == ["seed_0", "seed_0", "seed_1"]    # seed 1 at its step 2 of 4
+    killed = tmp_path / "killed" / "real"
+    stale = [killed / ".model.pt.ab12cd34.tmp", killed / "checkpoints" / "seed_1" / ".last.pt.ab12cd34.tmp"]
+    for path in stale:  # what a kill -9 during those writes would leave
+        path.write_bytes(b"half a file")
     saves.clear()
     monkeypatch.setattr(train, "_save", lambda obj, path: (real_save(obj, path), saves.append(str(path))))
     resumed, resumed_dir = run("real", "killed")
     assert not any("seed_0/last.pt" in p for p in saves)                          # seed 0 not trained again
+    assert not any(p.exists() for p in stale) and not list(killed.rglob(".*.tmp"))
     for key in ("per_image", "per_seed", "dice"):
         assert resumed[key] == full[key], key
     a = torch.load(full_dir / "model.pt", weights_only=True)

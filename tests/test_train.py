@@ -1,5 +1,6 @@
-"""Training: kill -9 and resume, truncated checkpoints, non-finite losses, data order, outputs,
-the learning-rate and EMA schedules."""
+"""Training: kill -9 and resume, truncated and foreign checkpoints, temporaries of killed writes,
+label maps of the wrong size, non-finite losses, data order, outputs, the learning-rate and EMA
+schedules."""
 
 from __future__ import annotations
 
@@ -13,14 +14,16 @@ from pathlib import Path
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 
 from sonodiff.train import TrainingDiverged, train, train_job
-from sonodiff.train.checkpoint import latest_valid, list_checkpoints
+from sonodiff.train.checkpoint import latest_valid, list_checkpoints, save_checkpoint
 from sonodiff.errors import InputError
-from sonodiff.train.data import batch_indices
+from sonodiff.train.data import batch_indices, load_training_set
 from sonodiff.train.loop import trajectory_config
 from sonodiff.train.schedule import TrainSchedule
 from tiny_data import ROOT, make_dataset, prepared, tiny_config
@@ -81,6 +84,7 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_weights(tmp_path, data, caplo
     assert_same_weights(weights(out / "model.pt"), weights(tmp_path / "full" / "model.pt"))
     log = pd.read_csv(out / "train_log.csv")
     assert log["step"].tolist() == list(range(2, 41, 2))  # every log_every steps, none twice
+    assert not list(out.rglob(".*.tmp"))  # a write the kill cut short left nothing behind
 
 
 #: A learning rate that does not depend on train.steps, so that a shorter run's checkpoints resume.
@@ -104,6 +108,61 @@ def test_truncated_checkpoint_is_skipped_for_the_previous_one(tmp_path, data, ca
         run(cfg, data, tmp_path / "run")  # resumes from step 4, runs to 12
     assert "step_00000004.pt (step 4 of 12)" in caplog.text
     assert_same_weights(weights(tmp_path / "run" / "model.pt"), weights(tmp_path / "full" / "model.pt"))
+
+
+def test_foreign_checkpoints_are_set_aside_naming_the_first_difference(tmp_path, data, caplog):
+    """Newer checkpoints of another run (other channels; a config with keys missing) move to
+    stale/ with a warning, and training resumes from the next valid one."""
+    run(tiny_config(train={**CONSTANT, "steps": 4}), data, tmp_path)
+    ckpt = tmp_path / "checkpoints"
+    state = torch.load(ckpt / "step_00000004.pt", weights_only=True)
+    other = {**state["config"], "model": {**state["config"]["model"], "channels": [16, 32]}}
+    save_checkpoint({**state, "step": 6, "config": other}, ckpt, keep=3)
+    save_checkpoint({**state, "step": 7, "config": {"seed": state["config"]["seed"]}}, ckpt, keep=3)
+    with caplog.at_level(logging.INFO):
+        run(tiny_config(train={**CONSTANT, "steps": 8}), data, tmp_path)
+    assert f"skipping checkpoint {ckpt / 'step_00000007.pt'}: made with another config (diffusion: " in caplog.text
+    assert f"skipping checkpoint {ckpt / 'step_00000006.pt'}: made with another config (model.channels: " \
+           "[8, 16] here, [16, 32] in the checkpoint)" in caplog.text
+    assert "step_00000004.pt (step 4 of 8)" in caplog.text
+    assert sorted(p.name for p in (ckpt / "stale").iterdir()) == ["step_00000006.pt", "step_00000007.pt"]
+    assert [s for s, _ in list_checkpoints(ckpt)] == [8, 4]
+    assert torch.load(tmp_path / "model.pt", weights_only=True)["step"] == 8
+
+
+def test_a_kill_during_a_checkpoint_write_leaves_no_temporary_after_the_rerun(tmp_path, data):
+    ckpt = tmp_path / "checkpoints"
+    ckpt.mkdir()
+    (ckpt / ".notes.tmp").write_text("a user's file, not a write's temporary")
+    pid = os.fork()
+    if pid == 0:  # the child: SIGKILLed halfway through writing a checkpoint
+        try:
+            def dying_save(obj, handle):
+                handle.write(b"PK\x03\x04 half a checkpoint")
+                handle.flush()
+                os.kill(os.getpid(), signal.SIGKILL)
+
+            torch.save = dying_save
+            save_checkpoint({"step": 4}, ckpt)
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    left = [p.name for p in ckpt.glob(".step_00000004.pt.*.tmp")]
+    assert len(left) == 1 and not list_checkpoints(ckpt)
+    run(tiny_config(train={"steps": 2, "checkpoint_every": 2}), data, tmp_path)  # the rerun
+    assert not list(ckpt.glob(".step_*.tmp")) and (ckpt / ".notes.tmp").is_file()
+    assert [s for s, _ in list_checkpoints(ckpt)] == [2] and (tmp_path / "model.pt").is_file()
+
+
+def test_a_label_map_of_another_size_than_its_image_is_refused(tmp_path):
+    root = make_dataset(tmp_path / "d", n=4)
+    label = root / "labels" / "p00_img.png"
+    Image.fromarray(np.asarray(Image.open(label))[:, :15]).save(label)  # 16 high, 15 wide
+    with pytest.raises(InputError) as err:
+        load_training_set(prepared(root))
+    assert str(err.value) == (f"{label}: label map of 16x15 pixels, but its image "
+                              f"{root / 'images' / 'p00_img.png'} has 16x16 (height x width)")
 
 
 def test_model_file_and_checkpoint_contents(tmp_path, data):

@@ -1,15 +1,21 @@
 """Atomic writes (every output appears whole or not at all) and the one PNG codec.
 
-A writer produces a temporary sibling of the target and renames it into place with
-``os.replace`` (atomic on POSIX within one file system); on any exception the temporary is
-removed, so a failed job leaves no partial output behind.
+A writer produces a temporary sibling of the target, ``.<target name>.<8 random characters>.tmp``
+(:data:`TEMPORARY`), and renames it into place with ``os.replace`` (atomic on POSIX within one
+file system); on any exception the temporary is removed, so a failed job leaves no partial output
+behind. A job killed outright (``kill -9``) cannot remove it: :func:`sweep_stale_temporaries`,
+called by a job on its own folders when it starts, does. The output gets the mode a plain
+``open()`` or ``mkdir()`` would give it under the process's umask (``0644``/``0755`` under
+``022``), not the ``0600``/``0700`` of ``mkstemp``/``mkdtemp``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,6 +24,12 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from sonodiff.errors import InputError
+
+log = logging.getLogger(__name__)
+
+#: The names of the temporaries of :func:`atomic_path` and :func:`atomic_dir`:
+#: ``.<target name>.<tempfile's 8 random characters [a-z0-9_]>.tmp``.
+TEMPORARY = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$")
 
 
 @contextlib.contextmanager
@@ -55,9 +67,41 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process's umask, read from ``/proc`` where it can be: ``os.umask`` can only be read by
+    setting it, and a file another thread creates meanwhile would get the mode 0666."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)  # the brief window errs on the private side
     os.umask(mask)
     return mask
+
+
+def sweep_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Remove the temporaries a killed writer left in ``folder`` (not below it): files and folders
+    named like :data:`TEMPORARY`, nothing else. Call it on a job's own output folders before the
+    job writes (another job's write in progress there would lose its temporary). Returns what it
+    removed, each logged with its size."""
+    folder = Path(folder)
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for entry in sorted(folder.iterdir()):
+        if not TEMPORARY.match(entry.name):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            size = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file() and not f.is_symlink())
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            size = entry.lstat().st_size
+            entry.unlink(missing_ok=True)
+        log.warning("removed %s (%d bytes), the temporary of a write that was killed", entry, size)
+        removed.append(entry)
+    return removed
 
 
 def write_text(target: str | Path, text: str) -> None:
@@ -103,11 +147,15 @@ def read_png(path: str | Path) -> np.ndarray:
 
 def read_pngs(paths: Sequence[str | Path], where: str | Path) -> np.ndarray:
     """PNGs of one size as a uint8 (N, H, W) stack; ``where`` (the listing file) names a size clash."""
-    images = [read_png(p) for p in paths]
+    return stack_images([read_png(p) for p in paths], where)
+
+
+def stack_images(images: Sequence[np.ndarray], where: str | Path) -> np.ndarray:
+    """(H, W) arrays of one size as an (N, H, W) stack; ``where`` (the listing file) names a size clash."""
     shapes = sorted({a.shape for a in images})
     if len(shapes) > 1:
         raise InputError(where, f"images of different sizes {shapes}")
-    return np.stack(images) if images else np.zeros((0, 0, 0), np.uint8)
+    return np.stack(images) if len(images) else np.zeros((0, 0, 0), np.uint8)
 
 
 def write_png(path: str | Path, array: np.ndarray, compress_level: int = 1) -> Path:

@@ -32,7 +32,7 @@ import pandas as pd
 from sonodiff.contracts import layout
 from sonodiff.contracts.manifest import read_manifest, write_manifest
 from sonodiff.errors import InputError
-from sonodiff.io import read_json, read_png, read_pngs, write_json, write_png
+from sonodiff.io import read_json, read_png, read_pngs, stack_images, write_json, write_png
 
 if TYPE_CHECKING:  # the engine (torch) is imported by the methods that need it
     from sonodiff.diffusion.depth import Probe
@@ -152,12 +152,43 @@ class PreparedDataset:
 
     def label_maps(self, rows: pd.DataFrame) -> np.ndarray:
         """uint8 (N, H, W) label maps of manifest ``rows``, checked against the dataset's ids."""
+        self._require_labels(rows)
+        return self._check_ids(read_pngs(list(rows["label"]), self.manifest))
+
+    def pairs(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 (N, H, W) images and label maps of manifest ``rows``, read pair by pair: each map
+        must have its image's size (:func:`read_pair`) and the dataset's ids."""
+        self._require_labels(rows)
+        pairs = [read_pair(image, label) for image, label in zip(rows["image"], rows["label"])]
+        return (stack_images([p[0] for p in pairs], self.manifest),
+                self._check_ids(stack_images([p[1] for p in pairs], self.manifest)))
+
+    def _require_labels(self, rows: pd.DataFrame) -> None:
         if not self.has_labels or (rows["label"] == "").any():
             raise InputError(self.manifest, "the dataset has no label maps")
-        maps = read_pngs(list(rows["label"]), self.manifest)
+
+    def _check_ids(self, maps: np.ndarray) -> np.ndarray:
         if maps.size and int(maps.max()) >= int(self.num_classes):
             raise InputError(self.manifest, f"label id {int(maps.max())} >= number of labels {self.num_classes}")
         return maps
+
+
+def read_pair(image: str | Path, label: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """An image and its label map as uint8 (H, W) arrays (:func:`check_pair`)."""
+    pixels, ids = read_png(image), read_png(label)
+    check_pair(image, pixels, label, ids)
+    return pixels, ids
+
+
+def check_pair(image_path: str | Path, image: np.ndarray, label_path: str | Path, label: np.ndarray) -> None:
+    """A label map must have the size of its image: else an error naming both files and sizes."""
+    if image.shape != label.shape:
+        raise InputError(label_path, f"label map of {_size(label)} pixels, but its image {image_path} "
+                                     f"has {_size(image)} (height x width)")
+
+
+def _size(a: np.ndarray) -> str:
+    return "x".join(str(n) for n in a.shape)
 
 
 # -------------------------------------------------------------------- writers (data stage)

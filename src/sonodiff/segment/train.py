@@ -23,7 +23,11 @@ function of (k, s). Each seed has its own checkpoint folder, ``seed_<k>/`` in th
 folder beside the model (:data:`sonodiff.contracts.layout.CHECKPOINTS`), whose ``last.pt`` is
 written at every validation: a job killed during seed k resumes seed k from it exactly as an
 uninterrupted run continues, and a finished seed resumes at its last step (no training).
-Checkpoints are written atomically and read with ``weights_only=True``.
+Checkpoints are written atomically and read with ``weights_only=True``; one that does not belong
+to the run (unreadable, entries missing, another run's settings, seed or sets, a step that is no
+validation step of this run) is moved to ``stale/`` beside it with a warning naming the first
+differing key (:func:`identity`). A job first removes the temporaries of writes killed in its own
+folders (:func:`sonodiff.io.sweep_stale_temporaries`).
 
 The job's ``model.pt`` holds every seed's best weights; ``predictions.npz`` holds the first seed's
 test predictions (the contour figure shows one model); the record keeps per-seed results and the
@@ -35,6 +39,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import shutil
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -47,7 +53,7 @@ from sonodiff.contracts import layout
 from sonodiff.contracts.dataset import PreparedDataset
 from sonodiff.contracts.segmentation import write_predictions, write_segment_record
 from sonodiff.device import resolve_device
-from sonodiff.io import atomic_path
+from sonodiff.io import atomic_path, sweep_stale_temporaries
 from sonodiff.seeds import derive_seed
 from sonodiff.segment.augment import augment_batch, echo_from_noise_transform
 from sonodiff.segment.data import LabelClasses, PngSegmentationSet, build_sets, label_classes
@@ -164,26 +170,89 @@ def validation_steps(steps: int, val_every: int) -> list[int]:
     return sorted(set(range(val_every, steps + 1, val_every)) | {steps})
 
 
+def _identity_parts(seg: Mapping, seed: int, recipe: Recipe, train: PngSegmentationSet,
+                    val: PngSegmentationSet) -> tuple[dict, int, list[list[str]]]:
+    keys = {k: v for k, v in seg.items() if k not in NON_TRAJECTORY_KEYS}
+    if recipe.depends_on_steps:
+        keys["steps"] = seg["steps"]
+    return keys, int(seed), [list(train.table["sample_id"]), list(val.table["sample_id"])]
+
+
 def fingerprint(seg: Mapping, seed: int, recipe: Recipe, train: PngSegmentationSet,
                 val: PngSegmentationSet) -> str:
     """What a resumed seed must share with the interrupted one: the settings but
     ``NON_TRAJECTORY_KEYS`` (``steps`` kept when the recipe's rate depends on it), the seed, the sets."""
-    keys = {k: v for k, v in seg.items() if k not in NON_TRAJECTORY_KEYS}
-    if recipe.depends_on_steps:
-        keys["steps"] = seg["steps"]
-    ids = [list(train.table["sample_id"]), list(val.table["sample_id"])]
-    return hashlib.sha256(json.dumps([keys, int(seed), ids], sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(list(_identity_parts(seg, seed, recipe, train, val)),
+                                     sort_keys=True).encode()).hexdigest()
 
 
-def _resume(last: Path | None, key: str, checks: list[int], model: torch.nn.Module,
+def identity(seg: Mapping, seed: int, recipe: Recipe, train: PngSegmentationSet,
+             val: PngSegmentationSet) -> dict:
+    """What :func:`fingerprint` hashes, one flat key each (``segment.<key>``, ``seed``, the sample
+    ids of the training and validation sets), as JSON values: stored beside the fingerprint so
+    that a checkpoint set aside is reported with the first key that differs."""
+    keys, seed, (train_ids, val_ids) = _identity_parts(seg, seed, recipe, train, val)
+    return json.loads(json.dumps({**{f"segment.{k}": keys[k] for k in sorted(keys)}, "seed": seed,
+                                  "train sample ids": train_ids, "val sample ids": val_ids}))
+
+
+#: Entries of a seed's ``last.pt`` (with the resumable ``state`` of :func:`fit`).
+CHECKPOINT_KEYS = ("step", "best_step", "best_val_dice", "history", "best_state_dict", "state_dict", "optimizer",
+                   "fingerprint")
+
+
+def _first_difference(want: Mapping, got: Any) -> str:
+    """The first key of ``want`` (then of ``got``) whose value differs, with both values."""
+    if not isinstance(got, Mapping):
+        return "the checkpoint records no identity"
+    missing = object()
+    for key in [*want, *(k for k in got if k not in want)]:
+        a, b = want.get(key, missing), got.get(key, missing)
+        if a != b:
+            def show(v):
+                return "missing" if v is missing else repr(v)[:80]
+            return f"{key}: {show(a)} here, {show(b)} in the checkpoint"
+    return "the same identity under another fingerprint"
+
+
+def _rejection(ckpt: Any, key: str, ident: Mapping, checks: list[int]) -> str | None:
+    """Why a loaded ``last.pt`` cannot be resumed by this run, or None."""
+    if not isinstance(ckpt, Mapping):
+        return f"a {type(ckpt).__name__}, not a checkpoint"
+    missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]
+    if missing:
+        return f"missing entries {missing}"
+    if ckpt["fingerprint"] != key:
+        return f"made by another run ({_first_difference(ident, ckpt.get('identity'))})"
+    if ckpt["step"] not in checks:
+        return f"its step {ckpt['step']} is no validation step of this run ({checks})"
+    return None
+
+
+def _set_aside(last: Path, reason: str) -> None:
+    """Move ``last`` into ``stale/`` beside it (replacing the one set aside before), with a warning."""
+    stale = last.parent / "stale"
+    shutil.rmtree(stale, ignore_errors=True)
+    stale.mkdir(parents=True)
+    os.replace(last, stale / last.name)
+    log.warning("set checkpoint %s aside to %s: %s", last, stale, reason)
+
+
+def _resume(last: Path | None, key: str, ident: Mapping, checks: list[int], model: torch.nn.Module,
             optimizer: torch.optim.Optimizer, state: dict, device: torch.device) -> dict:
     """The state of ``last`` loaded into ``model`` and ``optimizer`` when it belongs to this run
-    (same fingerprint, its step a validation step of this run); else ``state`` unchanged."""
+    (same fingerprint, its step a validation step of this run); else ``state`` unchanged, and
+    ``last`` set aside (:func:`_set_aside`)."""
     if last is None or not last.is_file():
         return state
-    ckpt = torch.load(last, map_location=device, weights_only=True)
-    if ckpt.get("fingerprint") != key or ckpt.get("step") not in checks:
-        log.info("ignoring %s: different settings, sets or validation steps", last)
+    try:
+        ckpt = torch.load(last, map_location=device, weights_only=True)
+    except Exception as err:  # truncated zip, unpickling error
+        _set_aside(last, f"unreadable ({' '.join(str(err).split())[:200]})")
+        return state
+    reason = _rejection(ckpt, key, ident, checks)
+    if reason:
+        _set_aside(last, reason)
         return state
     model.load_state_dict(ckpt["state_dict"])
     optimizer.load_state_dict(ckpt["optimizer"])
@@ -217,7 +286,8 @@ def fit(train_set: PngSegmentationSet, val_set: PngSegmentationSet, structures: 
     Returns ``{"seed", "best_step", "best_val_dice", "history", "state_dict"}`` (the best weights;
     history one row per validation: ``step``, ``lr``, ``loss``: mean training loss since the
     previous row, ``val_dice``). With ``checkpoint_dir`` the state after every validation goes to
-    ``last.pt`` there, and a run of this seed with the same settings and sets resumes from it.
+    ``last.pt`` there, and a run of this seed with the same settings and sets resumes from it
+    (the temporaries of writes killed there are removed first).
     """
     recipe = get_recipe(seg["recipe"])
     classes = classes or label_classes(train_set.num_classes, None, True)
@@ -226,9 +296,12 @@ def fit(train_set: PngSegmentationSet, val_set: PngSegmentationSet, structures: 
     torch.manual_seed(int(seed))
     model = build_unet(classes.network_classes, network_spec(seg, recipe)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.learning_rate(lr, 0, steps), betas=(0.9, 0.999))
+    ident = identity(seg, seed, recipe, train_set, val_set)
     key = fingerprint(seg, seed, recipe, train_set, val_set)
     last = Path(checkpoint_dir) / "last.pt" if checkpoint_dir else None
-    state = _resume(last, key, checks, model, optimizer,
+    if checkpoint_dir:
+        sweep_stale_temporaries(checkpoint_dir)
+    state = _resume(last, key, ident, checks, model, optimizer,
                     {"step": 0, "best_step": 0, "best_val_dice": -1.0, "history": [], "best_state_dict": None},
                     device)
     batches, loss_fn = _Batches(train_set, int(seed), batch, recipe, classes, device), LOSSES[recipe.loss]()
@@ -263,7 +336,7 @@ def fit(train_set: PngSegmentationSet, val_set: PngSegmentationSet, structures: 
         bar.set_postfix(loss=f"{row['loss']:.3f}", val_dice=f"{val:.3f}")
         if last is not None:
             _save({**state, "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
-                   "fingerprint": key}, last)
+                   "fingerprint": key, "identity": ident}, last)
     bar.close()
     return {"seed": int(seed), "best_step": state["best_step"], "best_val_dice": state["best_val_dice"],
             "history": state["history"], "state_dict": state["best_state_dict"]}
@@ -326,10 +399,14 @@ def run_segmentation(dataset: PreparedDataset, source: str, samples_manifests: M
     ``device``, ``dataset``...). Writes ``model`` (every seed's best weights; checkpoints per seed
     in the checkpoints folder beside it), ``predictions`` (``sample_id`` and the first seed's
     predicted id maps of the test images) and the segmentation ``record``
-    (:func:`segmentation_record`), through :mod:`sonodiff.contracts.segmentation`.
+    (:func:`segmentation_record`), through :mod:`sonodiff.contracts.segmentation`. The temporaries
+    of writes killed in the folders of these files and in the checkpoints folder are removed first.
     """
     if threads:
         torch.set_num_threads(int(threads))
+    checkpoints = Path(model).parent / layout.CHECKPOINTS
+    for folder in sorted({Path(p).parent for p in (record, model, predictions)} | {checkpoints}):
+        sweep_stale_temporaries(folder)
     seg = cfg["segment"]
     recipe = get_recipe(seg["recipe"])
     check_network(dataset.img_size, seg)
@@ -342,7 +419,7 @@ def run_segmentation(dataset: PreparedDataset, source: str, samples_manifests: M
              recipe.name, *(len(data[k]) for k in ("train", "val", "test")), device, classes.network_classes,
              list(seg["seeds"]))
 
-    network, checkpoints = network_spec(seg, recipe), Path(model).parent / layout.CHECKPOINTS
+    network = network_spec(seg, recipe)
     fits, preds, dice = [], [], []
     for seed in seg["seeds"]:
         result = fit(data["train"], data["val"], structures, seg, int(seed), device, classes,

@@ -7,7 +7,11 @@ order), ``nonfinite`` (skipped-step counters), ``config`` (resolved) and ``spec`
 It is written to a temporary sibling, flushed to disk, then renamed into place, so a killed job
 leaves either the previous set of checkpoints or the new one, never half a file under the final
 name. :func:`latest_valid` still loads candidates newest first and skips any that fail to load
-(a file truncated by a full disk or a copy), logging why.
+(a file truncated by a full disk or a copy) or that belong to another run (another config,
+network or length: the caller's ``accept``), logging why: with ``set_aside_rejected`` it moves
+each of them into ``stale/`` (:func:`set_aside`), so that neither a later resume nor the pruning
+of old checkpoints meets them again. :func:`first_difference` names the first key in which two
+configs differ.
 """
 
 from __future__ import annotations
@@ -67,37 +71,73 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def latest_valid(directory: str | Path, map_location: str | torch.device = "cpu",
-                 accept: Any = None) -> tuple[Path, dict] | None:
+                 accept: Any = None, set_aside_rejected: bool = False) -> tuple[Path, dict] | None:
     """The newest checkpoint that loads (and that ``accept(state)`` accepts), or None.
 
-    ``accept`` returns None to accept a state or a reason (str) to skip it. Every skipped file
-    is logged with the reason.
+    ``accept`` returns None to accept a state or a reason (str) to skip it; an exception it raises
+    (a foreign state it cannot read) is a reason too. Every skipped file is logged with the
+    reason and, with ``set_aside_rejected``, moved into ``stale/``.
     """
+    rejected: list[tuple[Path, str]] = []
+    found = None
     for _, path in list_checkpoints(directory):
         try:
             state = load_checkpoint(path, map_location)
         except Exception as err:  # truncated zip, unpickling error, missing entries
-            log.warning("skipping checkpoint %s: unreadable (%s)", path, " ".join(str(err).split())[:200])
+            rejected.append((path, f"unreadable ({_one_line(err)})"))
             continue
-        reason = accept(state) if accept else None
+        try:
+            reason = accept(state) if accept else None
+        except Exception as err:  # a foreign state that lacks what accept reads
+            reason = f"not a checkpoint of this run ({type(err).__name__}: {_one_line(err)})"
         if reason:
-            log.warning("skipping checkpoint %s: %s", path, reason)
+            rejected.append((path, reason))
             continue
-        return path, state
+        found = path, state
+        break
+    for path, reason in rejected:
+        log.warning("skipping checkpoint %s: %s", path, reason)
+    if set_aside_rejected and rejected:
+        set_aside(directory, "they cannot be resumed by this run", [p for p, _ in rejected])
+    return found
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())[:200]
+
+
+_MISSING = object()
+
+
+def first_difference(want: Any, got: Any, prefix: str = "") -> str | None:
+    """Where ``got`` first differs from ``want`` (nested mappings, keys in ``want``'s order, then
+    the keys only ``got`` has), as ``"<dotted key>: <want> here, <got> in the checkpoint"``
+    (``missing`` for an absent key); None when they are equal."""
+    if isinstance(want, Mapping) and isinstance(got, Mapping):
+        for key in [*want, *(k for k in got if k not in want)]:
+            diff = first_difference(want.get(key, _MISSING), got.get(key, _MISSING), f"{prefix}{key}.")
+            if diff:
+                return diff
+        return None
+    if want is _MISSING or got is _MISSING or want != got:
+        def show(v: Any) -> str:
+            return "missing" if v is _MISSING else repr(v)[:80]
+        return f"{prefix[:-1] or 'the state'}: {show(want)} here, {show(got)} in the checkpoint"
     return None
 
 
-def set_aside(directory: str | Path, reason: str) -> None:
-    """Move every checkpoint of ``directory`` into ``directory/stale/`` (replacing older ones)."""
-    found = list_checkpoints(directory)
+def set_aside(directory: str | Path, reason: str, paths: Any = None) -> None:
+    """Move ``paths`` (default: every checkpoint of ``directory``) into ``directory/stale/``, which
+    then holds only them (the ones set aside before are removed)."""
+    found = [Path(p) for p in paths] if paths is not None else [p for _, p in list_checkpoints(directory)]
     if not found:
         return
     stale = Path(directory) / "stale"
     shutil.rmtree(stale, ignore_errors=True)
     stale.mkdir(parents=True)
-    for _, path in found:
+    for path in found:
         os.replace(path, stale / path.name)
-    log.warning("moved %d checkpoints to %s: %s", len(found), stale, reason)
+    log.warning("moved %s to %s: %s", ", ".join(p.name for p in found), stale, reason)
 
 
 def rng_state() -> dict:

@@ -4,7 +4,8 @@ Images are uint8 PNGs mapped to ``x0 = png / 127.5 - 1`` in [-1, 1]
 (:func:`sonodiff.io.to_model_range`); label maps are the prepared ids (background 0, structures
 1..K, sector K+1), one-hot encoded by the model. The whole split is held in memory as uint8
 (1800 CAMUS images at 128 px are 30 MB). The files are read through
-:class:`sonodiff.contracts.dataset.PreparedDataset`.
+:class:`sonodiff.contracts.dataset.PreparedDataset` (``pairs``: a label map of another size than
+its image is an error naming both).
 
 Data order. With N images and a global batch G (batch size x processes), step s reads the
 global positions ``p = s G + r B + j`` (process r, j < B). Position p is image
@@ -63,11 +64,14 @@ def load_training_set(dataset: PreparedDataset, split: str = "train") -> Trainin
     rows = dataset.rows(split, required=("sample_id", "split", "image", "label"))
     if rows.empty:
         raise InputError(dataset.manifest, f"no rows with split {split!r}")
-    images = dataset.images(rows)
+    classes = dataset.num_classes
+    if classes is None:
+        images, labels = dataset.images(rows), None
+    else:  # each map checked against its image as the pair is read
+        images, maps = dataset.pairs(rows)
+        labels = torch.from_numpy(maps)
     size = int(dataset.info.get("img_size", images.shape[-1]))
     if images.shape[1:] != (size, size):
         raise InputError(dataset.manifest, f"images are {images.shape[1:]}, the dataset's img_size is {size}")
-    classes = dataset.num_classes
-    labels = torch.from_numpy(dataset.label_maps(rows)) if classes is not None else None
     return TrainingSet(images=torch.from_numpy(images)[:, None], labels=labels, num_classes=classes,
                        sample_ids=list(rows["sample_id"]))

@@ -40,10 +40,12 @@ from sonodiff.contracts.dataset import PreparedDataset
 from sonodiff.contracts.model_file import write_model_file
 from sonodiff.device import autocast_dtype, resolve_device
 from sonodiff.diffusion.process import BMapDiffusion
+from sonodiff.io import sweep_stale_temporaries
 from sonodiff.models import build_model, model_spec
 from sonodiff.seeds import generator
 from sonodiff.train import distributed
-from sonodiff.train.checkpoint import latest_valid, list_checkpoints, load_checkpoint, rng_state, save_checkpoint, set_aside, set_rng_state
+from sonodiff.train.checkpoint import (first_difference, latest_valid, load_checkpoint, rng_state, save_checkpoint,
+                                       set_rng_state)
 from sonodiff.train.data import TrainingSet, load_training_set
 from sonodiff.train.ema import EMA
 from sonodiff.train.logs import TrainLogger
@@ -82,14 +84,21 @@ class DiffusionObjective:
         return self.diffusion.training_losses(model_fn, x0, t, noise=noise)
 
 
-def trajectory_config(cfg: Mapping[str, Any]) -> dict:
+def trajectory_config(cfg: Mapping[str, Any], keep_steps: bool | None = None) -> dict:
     """The part of a resolved config that determines the weights (what a resume must match).
 
-    ``train.steps`` takes part when the learning rate depends on it (the cosine schedule).
+    ``train.steps`` takes part when the learning rate depends on it (the cosine schedule), or as
+    ``keep_steps`` says: a checkpoint's config is cut as this run's is, so a config of another
+    run (sections or keys missing) is cut without being read beyond what it holds.
     """
-    keep = ("steps",) if TrainSchedule.from_config(cfg["train"]).depends_on_total_steps else ()
-    train = {k: v for k, v in cfg["train"].items() if k not in NON_TRAJECTORY_TRAIN_KEYS or k in keep}
-    return {"seed": cfg["seed"], "diffusion": cfg["diffusion"], "model": cfg["model"], "train": train}
+    train = cfg.get("train", {})
+    if keep_steps is None:
+        keep_steps = TrainSchedule.from_config(train).depends_on_total_steps
+    dropped = [k for k in NON_TRAJECTORY_TRAIN_KEYS if not (keep_steps and k == "steps")]
+    out = {k: cfg[k] for k in ("seed", "diffusion", "model") if k in cfg}
+    if isinstance(train, Mapping):
+        out["train"] = {k: v for k, v in train.items() if k not in dropped}
+    return out
 
 
 def _memory_format(x: torch.Tensor) -> torch.memory_format:
@@ -227,13 +236,22 @@ class Trainer:
 
 
 def _resume_check(cfg: Mapping[str, Any], spec: Mapping[str, Any]):
+    """``accept`` of :func:`~sonodiff.train.checkpoint.latest_valid`: a checkpoint is this run's
+    when its trajectory config, its network and a step within ``train.steps`` match; the reason
+    names the first key that differs."""
     want = trajectory_config(cfg)
+    keep_steps = "steps" in want["train"]
 
     def accept(state: Mapping[str, Any]) -> str | None:
-        if trajectory_config(state["config"]) != want:
-            return "made with a different config"
-        if dict(state["spec"]) != dict(spec):
-            return "made for a different network"
+        config = state["config"]
+        if not isinstance(config, Mapping):
+            return f"its config is a {type(config).__name__}, not a mapping"
+        diff = first_difference(want, trajectory_config(config, keep_steps))
+        if diff:
+            return f"made with another config ({diff})"
+        diff = first_difference(dict(spec), state["spec"], "spec.")
+        if diff:
+            return f"made for another network ({diff})"
         if int(state["step"]) > cfg["train"]["steps"]:
             return f"step {state['step']} is past train.steps = {cfg['train']['steps']}"
         return None
@@ -251,8 +269,10 @@ def train(cfg: Mapping[str, Any], dataset: PreparedDataset, model_out: str | Pat
     """Train the model of a resolved config on a prepared dataset; returns ``model_out``.
 
     The folder of ``model_out`` receives ``checkpoints/``, ``tensorboard/``, ``train_log.csv``
-    and finally ``model_out`` itself. An existing valid checkpoint of the same config is resumed
-    without being asked (corrupt ones are skipped, others are moved to ``checkpoints/stale/``).
+    and finally ``model_out`` itself. The temporaries of writes killed there before are removed
+    first (:func:`sonodiff.io.sweep_stale_temporaries`). An existing valid checkpoint of the same
+    config is resumed without being asked; the newer ones that cannot be (unreadable, or of
+    another config, network or length) are moved to ``checkpoints/stale/`` with a warning.
     ``objective`` replaces the diffusion loss (tests). Under torchrun every process calls this;
     rank 0 writes.
     """
@@ -271,10 +291,10 @@ def train(cfg: Mapping[str, Any], dataset: PreparedDataset, model_out: str | Pat
 
         found = None
         if dist.is_main:
-            hit = latest_valid(ckpt_dir, accept=_resume_check(cfg, trainer.spec))
+            for folder in (out_dir, ckpt_dir):
+                sweep_stale_temporaries(folder)
+            hit = latest_valid(ckpt_dir, accept=_resume_check(cfg, trainer.spec), set_aside_rejected=True)
             found = str(hit[0]) if hit else None
-            if hit is None and list_checkpoints(ckpt_dir):
-                set_aside(ckpt_dir, "none of them can be resumed with this config")
         found = distributed.broadcast(found, dist)
         start = 0
         if found:
