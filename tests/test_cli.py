@@ -130,3 +130,31 @@ def test_every_stage_by_hand_in_the_workflow_layout(tmp_path, capsys):
     for path in (results / "metrics" / "phantom_camus" / "bmaps.json", results / "segment" / "phantom_camus" /
                  "real" / "metrics.json"):
         assert path.is_file()
+
+
+def test_a_missing_data_folder_and_weights_that_do_not_fit_are_one_line(tmp_path, capsys):
+    """No traceback for a --data folder that is not there, nor for a model file whose weights do
+    not fit the network its spec describes; --debug shows the traceback."""
+    import torch
+
+    tiny_config(tmp_path)
+    common = ["--config", str(tmp_path / "config.yaml"), "--dataset", "tiny", "--variant", "baseline",
+              "--results", str(tmp_path / "results"), "--no-progress"]
+    assert main(["train", *common, "--data", str(tmp_path / "nowhere")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "nowhere" in err[0] and "Traceback" not in err[0]
+
+    results = tmp_path / "results"
+    make_dataset(results / "data" / "tiny")
+    assert main(["train", *common, "--set", "train.steps=2"]) == 0
+    model = results / "models" / "tiny" / "baseline" / "model.pt"
+    payload = torch.load(model, weights_only=True)
+    name = next(iter(payload["state_dict"]))
+    payload["state_dict"][name] = torch.zeros(3)  # a tensor of the wrong shape
+    torch.save(payload, model)
+    capsys.readouterr()
+    assert main(["sample", *common, "--labels", "none", "--set", "sample.mask_sector=false"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [err[0]] and err[0].startswith(f"error: {model}: weights do not fit the network"), err
+    with pytest.raises(Exception):
+        main(["sample", *common, "--labels", "none", "--debug"])

@@ -249,11 +249,12 @@ def test_slurm_run_gives_the_local_outputs(cluster_run, dag_run, record_property
     differing = [f for f in sorted(scoped) if not same_content(workdir / "results" / f, dag_run / "results" / f)]
     assert not differing, f"{len(differing)} of {len(scoped)} outputs differ, e.g. {differing[:10]}"
 
-    # The GPU rules went to SLURM with a GPU (the fake one); the data rules as one group job.
+    # The GPU rules went to SLURM with a GPU (the fake one); the data rules as one group job, the exports too.
     slurm_logs = workdir / ".snakemake" / "slurm_logs"
     for rule in GPU_RULES:
         assert list(slurm_logs.glob(f"rule_{rule}/**/*.log")), f"no SLURM job for {rule}"
     assert len(list(slurm_logs.glob("group_data*/**/*.log"))) == 1
+    assert len(list(slurm_logs.glob("group_export*/**/*.log"))) == 1
 
 
 @pytest.mark.slow

@@ -109,7 +109,11 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
         return load_model_folder(path, device)
     payload = read_model_file(path)
     model = build_model(payload["spec"])
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as err:  # missing, unexpected or misshapen tensors
+        reason = " ".join(str(err).split())[:200]
+        raise InputError(path, f"weights do not fit the network its spec describes ({reason})") from err
     model.to(device).eval()
     section = {**LEGACY_DIFFUSION, **payload["config"]["diffusion"]}
     diffusion = BMapDiffusion.from_config(section, payload["depth"]).to(device)
