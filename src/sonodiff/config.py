@@ -267,6 +267,27 @@ def config_sections(resolved: Mapping, sections: Sequence[str], descriptive: boo
     return cut
 
 
+#: A key absent from one side of :func:`first_difference`.
+_MISSING = object()
+
+
+def first_difference(want: Any, got: Any, prefix: str = "") -> str | None:
+    """Where ``got`` first differs from ``want`` (nested mappings, keys in ``want``'s order, then
+    the keys only ``got`` has), as ``"<dotted key>: <want> here, <got> in the checkpoint"``
+    (``missing`` for an absent key); None when they are equal."""
+    if isinstance(want, Mapping) and isinstance(got, Mapping):
+        for key in [*want, *(k for k in got if k not in want)]:
+            diff = first_difference(want.get(key, _MISSING), got.get(key, _MISSING), f"{prefix}{key}.")
+            if diff:
+                return diff
+        return None
+    if want is _MISSING or got is _MISSING or want != got:
+        def show(v: Any) -> str:
+            return "missing" if v is _MISSING else repr(v)[:80]
+        return f"{prefix[:-1] or 'the state'}: {show(want)} here, {show(got)} in the checkpoint"
+    return None
+
+
 def variant_b_min(config: Mapping, variant: str, dataset: str | None = None) -> float:
     """``diffusion.b_min`` of a variant (with ``dataset``'s overrides): 1 = baseline, < 1 = B-maps.
 

@@ -52,6 +52,7 @@ from tqdm.auto import tqdm
 from sonodiff.contracts import layout
 from sonodiff.contracts.dataset import PreparedDataset
 from sonodiff.contracts.segmentation import write_predictions, write_segment_record
+from sonodiff.config import first_difference
 from sonodiff.device import resolve_device
 from sonodiff.io import atomic_path, sweep_stale_temporaries
 from sonodiff.seeds import derive_seed
@@ -205,14 +206,7 @@ def _first_difference(want: Mapping, got: Any) -> str:
     """The first key of ``want`` (then of ``got``) whose value differs, with both values."""
     if not isinstance(got, Mapping):
         return "the checkpoint records no identity"
-    missing = object()
-    for key in [*want, *(k for k in got if k not in want)]:
-        a, b = want.get(key, missing), got.get(key, missing)
-        if a != b:
-            def show(v):
-                return "missing" if v is missing else repr(v)[:80]
-            return f"{key}: {show(a)} here, {show(b)} in the checkpoint"
-    return "the same identity under another fingerprint"
+    return first_difference(want, got) or "the same identity under another fingerprint"
 
 
 def _rejection(ckpt: Any, key: str, ident: Mapping, checks: list[int]) -> str | None:

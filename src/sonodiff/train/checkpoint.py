@@ -10,7 +10,7 @@ name. :func:`latest_valid` still loads candidates newest first and skips any tha
 (a file truncated by a full disk or a copy) or that belong to another run (another config,
 network or length: the caller's ``accept``), logging why: with ``set_aside_rejected`` it moves
 each of them into ``stale/`` (:func:`set_aside`), so that neither a later resume nor the pruning
-of old checkpoints meets them again. :func:`first_difference` names the first key in which two
+of old checkpoints meets them again. :func:`sonodiff.config.first_difference` names the first key in which two
 configs differ.
 """
 
@@ -106,24 +106,6 @@ def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split())[:200]
 
 
-_MISSING = object()
-
-
-def first_difference(want: Any, got: Any, prefix: str = "") -> str | None:
-    """Where ``got`` first differs from ``want`` (nested mappings, keys in ``want``'s order, then
-    the keys only ``got`` has), as ``"<dotted key>: <want> here, <got> in the checkpoint"``
-    (``missing`` for an absent key); None when they are equal."""
-    if isinstance(want, Mapping) and isinstance(got, Mapping):
-        for key in [*want, *(k for k in got if k not in want)]:
-            diff = first_difference(want.get(key, _MISSING), got.get(key, _MISSING), f"{prefix}{key}.")
-            if diff:
-                return diff
-        return None
-    if want is _MISSING or got is _MISSING or want != got:
-        def show(v: Any) -> str:
-            return "missing" if v is _MISSING else repr(v)[:80]
-        return f"{prefix[:-1] or 'the state'}: {show(want)} here, {show(got)} in the checkpoint"
-    return None
 
 
 def set_aside(directory: str | Path, reason: str, paths: Any = None) -> None:

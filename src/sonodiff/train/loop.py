@@ -35,6 +35,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from sonodiff.config import first_difference
 from sonodiff.contracts import layout
 from sonodiff.contracts.dataset import PreparedDataset
 from sonodiff.contracts.model_file import write_model_file
@@ -44,8 +45,7 @@ from sonodiff.io import sweep_stale_temporaries
 from sonodiff.models import build_model, model_spec
 from sonodiff.seeds import generator
 from sonodiff.train import distributed
-from sonodiff.train.checkpoint import (first_difference, latest_valid, load_checkpoint, rng_state, save_checkpoint,
-                                       set_rng_state)
+from sonodiff.train.checkpoint import latest_valid, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from sonodiff.train.data import TrainingSet, load_training_set
 from sonodiff.train.ema import EMA
 from sonodiff.train.logs import TrainLogger
