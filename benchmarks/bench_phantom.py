@@ -1,15 +1,17 @@
 """Phantom simulation rate: images per second per core, fast and SIMUS modes, at 128 x 128.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_phantom.py [--size 128] [--fast-images 60] [--simus-images 2]
-        [--liver-simus-images 0]
+        [--liver-simus-images 0] [--breast-patients 24] [--breast-size 64]
 
-For each phantom (CAMUS-like cardiac sector, SegThy-like neck linear, liver-like abdominal convex)
-and mode it times, on one core, the one-off set-up (PSFs or the delay-and-sum matrix) and then the
+For each phantom (CAMUS-like cardiac sector, SegThy-like neck linear, liver-like abdominal convex,
+BUSI-like breast linear) and mode it times, on one core, the one-off set-up (PSFs or the delay-and-sum matrix) and then the
 per-image work (scene, B-mode simulation, label map), and prints images/s per core from CPU time
 (process time, which the other jobs on a shared machine do not inflate) and from wall time. It
 then times whole datasets (fast mode, set-up and file writing included): ``simulate_camus`` with
 6 patients, and ``simulate_liver`` at the default config's size (``--liver-patients`` x
-``--liver-frames`` images of ``--liver-size`` pixels), the ``simulate_phantom`` job of the demo.
+``--liver-frames`` images of ``--liver-size`` pixels), the ``simulate_phantom`` job of the demo,
+and ``simulate_busi`` (``--breast-patients`` images of ``--breast-size`` pixels), printing its
+seconds per image.
 The liver's SIMUS mode (about 9e4 scatterers x 128 elements, minutes per image) runs only with
 ``--liver-simus-images`` > 0.
 """
@@ -25,8 +27,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from sonodiff.phantom import (ABDOMEN, CARDIAC, NECK, Simulator, cardiac, liver, neck,  # noqa: E402
-                              simulate_camus, simulate_liver)
+from sonodiff.phantom import (ABDOMEN, BREAST, CARDIAC, NECK, Simulator, breast, cardiac, liver,  # noqa: E402
+                              neck, simulate_busi, simulate_camus, simulate_liver)
 from sonodiff.phantom.bmode import psf_bank  # noqa: E402
 
 
@@ -43,6 +45,9 @@ def scenes(phantom: str, n: int):
         elif phantom == "liver":
             patient = liver.draw_patient(np.random.default_rng([0, p]))
             out.extend(liver.scene(patient, float(y)) for y in liver.frame_positions(patient, 4))
+        elif phantom == "breast":
+            cls = breast.CLASSES[p % len(breast.CLASSES)]
+            out.append(breast.scene(breast.draw_patient(np.random.default_rng([0, p]), cls)))
         else:
             patient = neck.draw_patient(np.random.default_rng([0, p]))
             out.extend(neck.scene(patient, float(y)) for y in neck.slice_positions(patient, 8))
@@ -52,7 +57,7 @@ def scenes(phantom: str, n: int):
 
 def bench(phantom: str, mode: str, size: int, n: int) -> dict:
     transducer, physics = {"camus": (CARDIAC, cardiac.PHYSICS), "segthy": (NECK, neck.PHYSICS),
-                           "liver": (ABDOMEN, liver.PHYSICS)}[phantom]
+                           "liver": (ABDOMEN, liver.PHYSICS), "breast": (BREAST, breast.PHYSICS)}[phantom]
     c0, w0 = time.process_time(), time.perf_counter()
     sim = Simulator(transducer, mode, size, physics)
     setup_cpu, setup_wall = time.process_time() - c0, time.perf_counter() - w0
@@ -78,9 +83,11 @@ def main() -> None:
     ap.add_argument("--liver-frames", type=int, default=4)
     ap.add_argument("--liver-size", type=int, default=64)
     ap.add_argument("--liver-simus-images", type=int, default=0)
+    ap.add_argument("--breast-patients", type=int, default=24)
+    ap.add_argument("--breast-size", type=int, default=64)
     args = ap.parse_args()
     rows = []
-    for phantom in ("camus", "segthy", "liver"):
+    for phantom in ("camus", "segthy", "liver", "breast"):
         rows.append(bench(phantom, "fast", args.size, args.fast_images))
         n_simus = args.liver_simus_images if phantom == "liver" else args.simus_images
         if not args.skip_simus and n_simus > 0:
@@ -108,6 +115,14 @@ def main() -> None:
     print(f"simulate_liver dataset, {args.liver_patients} patients x {args.liver_frames} images at "
           f"{args.liver_size} px, fast, set-up and PNG writing included: {n / cpu:.2f} img/s/core "
           f"({cpu:.2f} s cpu, {wall:.2f} s wall)")
+    psf_bank.cache_clear()
+    n = args.breast_patients
+    with tempfile.TemporaryDirectory() as tmp:
+        c0, w0 = time.process_time(), time.perf_counter()
+        simulate_busi(tmp, patients=n, mode="fast", size=args.breast_size, seed=0, progress=False)
+        cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+    print(f"simulate_busi dataset, {n} patients x 1 image at {args.breast_size} px, fast, set-up and PNG "
+          f"writing included: {cpu / n:.4f} s/img cpu, {wall / n:.4f} s/img wall ({cpu:.2f} s cpu, {wall:.2f} s wall)")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ Three geometries cover the phantoms:
   inside the sector when 0 <= a <= depth and |theta| <= a_half: a truncated fan whose top is the
   array's arc. The image rows run from the fan's highest point, R cos(a_half) - h, to its deepest,
   R + depth - h (so the apex lies above row 0 and the fan's top edge is curved).
-* ``linear`` (neck): a linear array on z = 0 images the rectangle |x| <= width/2, 0 <= z <= depth;
+* ``linear`` (neck, breast): a linear array on z = 0 images the rectangle |x| <= width/2, 0 <= z <= depth;
   beam coordinates are (z, x) themselves and every pixel is inside the sector.
 
 The beam grid (:class:`BeamGrid`) of a transducer samples (r, theta) or (z, x) finely enough for
@@ -300,5 +300,13 @@ ABDOMEN = Transducer(
 NECK = Transducer(
     name="linear 5 MHz", kind="linear", fc=5.0e6, pitch=0.39e-3, kerf=0.05e-3, n_elements=128,
     bandwidth=75, height=5e-3, focus=20e-3, depth=0.04, width=0.05, attenuation=0.8,
+    n_lateral=160,
+)
+
+#: Breast linear array (pymust ``L11-5v``: 7.6 MHz, 128 elements, 0.3 mm pitch, 38.4 mm aperture)
+#: imaging a 38.4 mm x 40 mm rectangle, in breast tissue (fibroglandular, 0.75 dB/cm/MHz).
+BREAST = Transducer(
+    name="L11-5v linear", kind="linear", fc=7.6e6, pitch=0.3e-3, kerf=0.03e-3, n_elements=128,
+    bandwidth=77, height=5e-3, focus=18e-3, depth=0.04, width=0.0384, attenuation=0.75,
     n_lateral=160,
 )

@@ -1,4 +1,4 @@
-"""Writing phantoms in the real datasets' on-disk layouts (CAMUS NIfTI release, SegThy, a folder).
+"""Writing phantoms in the real datasets' on-disk layouts (CAMUS NIfTI release, SegThy, BUSI, a folder).
 
 CAMUS (current NIfTI release)::
 
@@ -14,6 +14,14 @@ SegThy (the volunteer dataset of ``US_data.zip``; read by :mod:`sonodiff.data.se
 
 with ``<id> = NNN_P<v>_<sweep>_<side>`` (scan number, volunteer, sweep, side; e.g. ``005_P1_1_left``),
 uncompressed ``.nii`` as in the real release. A volunteer has several sweeps (volumes).
+
+BUSI (Al-Dhabyani et al. 2020; read by :mod:`sonodiff.data.busi`)::
+
+    <class>/<class> (N).png         uint8 grey image (H, W), the probe at row 0
+    <class>/<class> (N)_mask.png    uint8 lesion mask: 255 inside the lesion, 0 outside (all 0 in normal)
+
+with ``<class>`` one of ``benign``, ``malignant``, ``normal`` and N counting from 1 within a class
+(unpadded, as in the release).
 
 Folder (a user's own unlabelled images, the ``folder`` format; image_glob ``*/*.png``)::
 
@@ -88,6 +96,13 @@ def segthy_paths(root: Path, volume_id: str) -> tuple[Path, Path]:
     """Image and label volume of ``volume_id``: ``.../US/<id>_US.nii``, ``.../US_thyroid_label/<id>.nii``."""
     base = root / "US_volunteer_dataset" / "ground_truth_data"
     return base / "US" / f"{volume_id}_US.nii", base / "US_thyroid_label" / f"{volume_id}.nii"
+
+
+def busi_paths(root: Path, cls: str, number: int) -> tuple[Path, Path]:
+    """Image and mask of image ``number`` (1-based) of class ``cls``: ``<cls>/<cls> (N).png`` and
+    ``<cls>/<cls> (N)_mask.png``."""
+    folder = Path(root) / cls
+    return folder / f"{cls} ({number}).png", folder / f"{cls} ({number})_mask.png"
 
 
 def folder_image_path(root: Path, patient: str, frame: int, frames: int) -> Path:

@@ -2,7 +2,7 @@
 
 Every random draw comes from ``numpy.random.default_rng([seed, stream, ...])`` keyed by what it is
 for (anatomy of patient p, speckle of image (p, view, phase) or of slice k of sweep s (p, s, k),
-the split), so the same seed gives the same files whatever the mode, size or order of simulation,
+the split, the breast phantom's classes of patients 3b..3b+2), so the same seed gives the same files whatever the mode, size or order of simulation,
 and one patient's anatomy does not change when more patients are asked for.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import Mapping
 
@@ -19,13 +20,13 @@ from tqdm import tqdm
 
 from sonodiff.errors import InputError
 from sonodiff.io import atomic_dir, write_png
-from sonodiff.phantom import cardiac, liver, neck, raw_layout
+from sonodiff.phantom import breast, cardiac, liver, neck, raw_layout
 from sonodiff.phantom.bmode import Physics, Simulator
-from sonodiff.phantom.probe import ABDOMEN, CARDIAC, NECK, Transducer
+from sonodiff.phantom.probe import ABDOMEN, BREAST, CARDIAC, NECK, Transducer
 
 log = logging.getLogger(__name__)
 
-ANATOMY, SPECKLE, SPLIT = 0, 1, 2
+ANATOMY, SPECKLE, SPLIT, CLASS = 0, 1, 2, 3
 DEFAULT_FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
 
 
@@ -152,8 +153,43 @@ def simulate_liver(root: str | Path, patients: int, mode: str = "fast", size: in
     return names
 
 
+def simulate_busi(root: str | Path, patients: int, mode: str = "fast", size: int = 64, seed: int = 0,
+                  transducer: Transducer = BREAST, physics: Physics = breast.PHYSICS,
+                  progress: bool = True) -> list[str]:
+    """Write a BUSI-layout breast phantom into ``root``: one image per patient, ``<class>/<class>
+    (N).png`` with its mask ``<class> (N)_mask.png`` (:func:`raw_layout.busi_paths`).
+
+    Patient p's class comes from :func:`sonodiff.phantom.breast.patient_classes` (balanced: every
+    three patients are one normal, one benign, one malignant in a seeded order) and N counts the
+    patients of that class from 1. Each image is ``size`` x ``size`` (the linear array's
+    rectangle, probe at row 0); the mask is 255 on the lesion's pixels and 0 elsewhere (all 0 for
+    ``normal``). Returns the image stems in patient order (``benign (1)``, ``normal (1)`` ...).
+    """
+    if patients < 1:
+        raise InputError("config key source.simulate.patients", f"must be at least 1, not {patients}")
+    root = Path(root)
+    sim = Simulator(transducer, mode, size, physics)
+    x, z = transducer.image_points(size)
+    classes = breast.patient_classes(patients, lambda b: np.random.default_rng([seed, CLASS, b]))
+    numbers: Counter[str] = Counter()
+    names = []
+    for p, cls in enumerate(tqdm(classes, desc="phantom_busi", unit="img", disable=not progress)):
+        numbers[cls] += 1
+        patient = breast.draw_patient(np.random.default_rng([seed, ANATOMY, p]), cls, transducer)
+        scene = breast.scene(patient, transducer)
+        image = sim.image(scene, np.random.default_rng([seed, SPECKLE, p]))
+        mask = np.where(scene.labels(x, z) == breast.LABELS["lesion"], 255, 0).astype(np.uint8)
+        image_path, mask_path = raw_layout.busi_paths(root, cls, numbers[cls])
+        write_png(image_path, image)
+        write_png(mask_path, mask)
+        names.append(f"{cls} ({numbers[cls]})")
+    _provenance(root, "breast", transducer, physics, {"patients": patients, "mode": mode, "size": size,
+                                                      "seed": seed})
+    return names
+
+
 #: The on-disk format each phantom is written in.
-FORMATS = {"camus": "camus", "segthy": "segthy", "liver": "folder"}
+FORMATS = {"camus": "camus", "segthy": "segthy", "liver": "folder", "breast": "busi"}
 
 
 def simulate_phantom(cfg: Mapping, out_dir: str | Path, progress: bool = True) -> Path:
@@ -162,7 +198,8 @@ def simulate_phantom(cfg: Mapping, out_dir: str | Path, progress: bool = True) -
     Reads ``cfg["data"]["source"]["simulate"]`` (phantom, patients, mode, size, slices, sweeps, seed), the
     dataset's ``format`` and ``slice_axis``, and ``cfg["split"]["fractions"]`` for the CAMUS
     phantom's official split. ``slices`` is the SegThy phantom's slices per volume and the liver
-    phantom's images per patient. The liver phantom checks that the dataset's ``image_glob``
+    phantom's images per patient. The breast phantom (format ``busi``) reads phantom, patients, mode,
+    size and seed only. The liver phantom checks that the dataset's ``image_glob``
     finds the images it wrote. The folder appears whole or not at all.
     """
     data = cfg["data"]
@@ -186,6 +223,8 @@ def simulate_phantom(cfg: Mapping, out_dir: str | Path, progress: bool = True) -
         elif phantom == "segthy":
             simulate_segthy(tmp, sim["patients"], sim["mode"], sim["size"], sim.get("slices", 8), sim["seed"],
                             data.get("slice_axis", 2), sim.get("sweeps", 2), progress=progress)
+        elif phantom == "breast":
+            simulate_busi(tmp, sim["patients"], sim["mode"], sim["size"], sim["seed"], progress=progress)
         else:
             simulate_liver(tmp, sim["patients"], sim["mode"], sim["size"], sim.get("slices", 8), sim["seed"],
                            progress=progress)

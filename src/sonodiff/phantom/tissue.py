@@ -8,6 +8,10 @@ myocardium/thyroid) and a smooth random texture (slow echogenicity variations, i
 * ``labels(x, z)``: label values (ground truth),
 * ``echo(x, z)``: backscatter power 10^((echo_db[tissue] + texture_db(x, z)) / 10), the variance of
   the scatterers' reflection coefficients used by both simulation modes.
+
+An :class:`AttenuatedScene` also gives each tissue its own attenuation coefficient and darkens (or
+brightens) the echoes of the points behind a tissue that attenuates more (or less) than the medium
+the transducer assumes: acoustic shadowing and posterior enhancement.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+from scipy import ndimage
+
+from sonodiff.phantom.probe import BeamGrid, Transducer
 
 
 @dataclass(frozen=True)
@@ -25,6 +32,7 @@ class Tissue:
     label: int
     echo_db: float        # backscatter power relative to the reference tissue (dB)
     texture: bool = True  # whether the slow random texture modulates it
+    attenuation: float | None = None  # dB/cm/MHz (AttenuatedScene); None: the transducer's
 
 
 class SmoothField:
@@ -79,6 +87,64 @@ class Scene:
             tex = self.texture(x, z) if texture_db is None else texture_db
             db = db + np.where(self._textured[t], tex, 0.0)
         return 10.0 ** (db / 10.0)
+
+
+class AttenuatedScene(Scene):
+    """A scene whose tissues attenuate sound differently: shadowing and enhancement behind them.
+
+    Both simulation modes already apply the transducer's attenuation alpha_0 (dB/cm/MHz, linear in
+    frequency) everywhere: pymust's ``PARAM.attenuation`` in SIMUS, the PSF gains of the fast
+    model. A tissue of attenuation alpha != alpha_0 (:attr:`Tissue.attenuation`) on the way to a
+    scatterer at beam coordinates (a, l) and back changes its echo by the excess round-trip loss
+
+        L(a, l) = 2 f_c * integral_0^a (alpha(a', l) - alpha_0) da'   (dB; f_c in MHz, a' in cm),
+
+    along its beam line (straight down, x = const, for the linear array's plane wave; the ray from
+    the apex or the centre of curvature for the sector and convex arrays), so the backscatter power
+    becomes echo * 10^(-L / 10) (the amplitude falls by L dB too: 20 log10 of its square root).
+    Behind a lesion that attenuates less than the tissue (a fluid cyst) L < 0: the column under it
+    is brighter than beside it (posterior acoustic enhancement); behind one that attenuates more
+    (a fibrous carcinoma) L > 0: an acoustic shadow.
+
+    L is integrated once per scene on a beam grid (axial step ``step`` m, the transducer's
+    ``n_lateral`` lines), alpha taken at the middle of each step (midpoint rule, L = 0 at a = 0),
+    and interpolated bilinearly at the points asked for.
+    """
+
+    def __init__(self, tissue: Callable[[np.ndarray, np.ndarray], np.ndarray], table: list[Tissue],
+                 texture: Callable[[np.ndarray, np.ndarray], np.ndarray] | None, transducer: Transducer,
+                 step: float = 2e-4):
+        super().__init__(tissue, table, texture)
+        self.transducer, self.step = transducer, step
+        ref = transducer.attenuation
+        self._excess = np.array([(ref if t.attenuation is None else t.attenuation) - ref for t in table])
+        self._grid = None
+        self._loss = None
+
+    def _loss_grid(self):
+        """(grid, L on its nodes in dB), computed on first use."""
+        if self._loss is None:
+            t = self.transducer
+            beams = t.beam_grid
+            n_ax = int(math.ceil(t.depth / self.step)) + 1
+            grid = BeamGrid(beams.kind, np.linspace(0.0, t.depth, n_ax), beams.lateral, beams.radius, beams.apothem)
+            mid = 0.5 * (grid.axial[1:] + grid.axial[:-1])
+            A, Lat = np.meshgrid(mid, grid.lateral, indexing="ij")
+            excess = self._excess[self.tissue(*grid.to_cartesian(A, Lat))]
+            loss = 2.0 * (t.fc / 1e6) * np.cumsum(excess, axis=0) * (grid.d_axial * 100.0)
+            self._grid = grid
+            self._loss = np.vstack([np.zeros((1, len(grid.lateral))), loss])
+        return self._grid, self._loss
+
+    def loss_db(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """Excess round-trip attenuation L (dB) of echoes from points (x, z) (class docstring)."""
+        grid, loss = self._loss_grid()
+        rows, cols = grid.fractional_index(np.asarray(x, float), np.asarray(z, float))
+        return ndimage.map_coordinates(loss, [rows, cols], order=1, mode="nearest")
+
+    def echo(self, x: np.ndarray, z: np.ndarray, texture_db: np.ndarray | None = None) -> np.ndarray:
+        """Backscatter power 10^((echo_db + texture_db - L) / 10) (L: :meth:`loss_db`)."""
+        return super().echo(x, z, texture_db) * 10.0 ** (-self.loss_db(x, z) / 10.0)
 
 
 def index_of(table: list[Tissue]) -> dict[str, int]:
