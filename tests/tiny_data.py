@@ -32,8 +32,11 @@ def sector_mask(size: int) -> np.ndarray:
     return np.where(np.abs(cols - (size - 1) / 2) <= 2 + 0.45 * rows, 255, 0).astype(np.uint8)
 
 
-def make_dataset(root: Path, n: int = 10, size: int = 16, labelled: bool = True, seed: int = 0) -> Path:
-    """A prepared dataset at ``root``: train/val rows, PNGs, sector.png and dataset.json."""
+def make_dataset(root: Path, n: int = 10, size: int = 16, labelled: bool = True, seed: int = 0,
+                 classes: tuple[str, ...] | None = None) -> Path:
+    """A prepared dataset at ``root``: train/val rows, PNGs, sector.png and dataset.json. With
+    ``classes``, row i has class ``classes[i % K]`` in a ``class`` column (and a blob whose
+    brightness grows with the class index)."""
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
     (root / "images").mkdir(exist_ok=True)
@@ -46,12 +49,14 @@ def make_dataset(root: Path, n: int = 10, size: int = 16, labelled: bool = True,
         r, c = rng.integers(size // 4, 3 * size // 4, size=2)
         yy, xx = np.mgrid[0:size, 0:size]
         label[((yy - r) ** 2 + (xx - c) ** 2 <= (size // 5) ** 2) & sector] = 1
-        image = np.where(label == 1, 200, np.where(label == 2, 90, 0)) + rng.normal(0, 10, (size, size))
+        blob = 200 if classes is None else 120 + 60 * (i % len(classes))
+        image = np.where(label == 1, blob, np.where(label == 2, 90, 0)) + rng.normal(0, 10, (size, size))
         Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(root / "images" / f"{sid}.png")
         Image.fromarray(label).save(root / "labels" / f"{sid}.png")
         rows.append({"sample_id": sid, "patient_id": f"p{i:02d}", "split": "train" if i < n - 3 else "val",
                      "view": "", "phase": "", "slice_index": 0, "image": str(root / "images" / f"{sid}.png"),
-                     "label": str(root / "labels" / f"{sid}.png") if labelled else "", "source_file": ""})
+                     "label": str(root / "labels" / f"{sid}.png") if labelled else "", "source_file": "",
+                     **({"class": classes[i % len(classes)]} if classes else {})})
     write_manifest(pd.DataFrame(rows), root / "manifest.csv")
     Image.fromarray(sector_mask(size)).save(root / "sector.png")
     labels = {"background": 0, "blob": 1, "sector": 2} if labelled else {"background": 0}
@@ -104,8 +109,46 @@ def tiny_config(tmp: Path | None = None, variant: str = "bmaps", **sections) -> 
     return resolve(cfg, "tiny", variant)
 
 
+#: The latent family at the tests' size: 16 px images, 8 px latents, 4 px at the UNet's bottom.
+TINY_LATENT = {"family": "latent", "img_size": 16,
+               "latent": {"autoencoder": {"channels": [8, 16], "latent_channels": 4, "norm_num_groups": 4,
+                                          "steps": 20, "batch_size": 4, "lr": 1.0e-3},
+                          "unet": {"channels": [16, 32], "attention_head_dim": 8, "norm_num_groups": 8},
+                          "text_encoder": {"hidden_size": 16, "intermediate_size": 32, "layers": 1, "heads": 2,
+                                           "max_length": 8},
+                          "controlnet": {"conditioning_channels": [8, 16], "steps": 6, "lr": 1.0e-3}}}
+
+
+def tiny_latent_config(variant: str = "bmaps", dataset: dict | None = None, **sections) -> dict:
+    """The resolved config of the latent-family dataset ``tiny`` (TINY_LATENT, then ``dataset``)."""
+    raw = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    raw = deep_update(deep_update(raw, TINY), sections)
+    raw["device"] = "cpu"
+    entry = {"format": "busi", "source": {"path": "unused"}, "labels": {"background": 0, "blob": 1},
+             "probe": "convex"}
+    raw["datasets"] = {"tiny": deep_update(deep_update(entry, TINY_LATENT), dataset or {})}
+    return resolve(validate_config(raw), "tiny", variant)
+
+
 def prepared(root: Path):
     """The prepared dataset at ``root`` (from :func:`make_dataset`) as the contract object."""
     from sonodiff.contracts.dataset import PreparedDataset
 
     return PreparedDataset.in_dir(root)
+
+
+def make_busi_folder(root: Path, per_class: int = 5, size: int = 32, seed: int = 0) -> Path:
+    """A raw folder in BUSI's layout (``<class>/<class> (N).png`` and ``_mask.png``): grey noise
+    with a dark disc lesion (benign round, malignant a smaller, darker one; normal none)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    for cls, radius, grey in (("benign", size // 5, 40), ("malignant", size // 7, 20), ("normal", 0, 0)):
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        for n in range(1, per_class + 1):
+            r, c = rng.integers(size // 3, 2 * size // 3, size=2)
+            mask = ((yy - r) ** 2 + (xx - c) ** 2 <= radius ** 2) if radius else np.zeros((size, size), bool)
+            image = np.clip(rng.normal(150, 25, (size, size)), 30, 255)
+            image[mask] = grey + rng.normal(0, 5, int(mask.sum()))
+            Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(root / cls / f"{cls} ({n}).png")
+            Image.fromarray((mask * 255).astype(np.uint8)).save(root / cls / f"{cls} ({n})_mask.png")
+    return root

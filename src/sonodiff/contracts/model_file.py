@@ -89,6 +89,25 @@ class LoadedModel:
         return (self.spec["in_channels"], int(height), int(width))
 
     @property
+    def output_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the images it makes: ``image_shape`` but for a latent model (whose process
+        runs on the latent grid), the decoded images' ``spec["image_channels"]`` and ``["image_size"]``."""
+        if not self.latent:
+            return self.image_shape
+        height, width = self.spec["image_size"]
+        return (int(self.spec["image_channels"]), int(height), int(width))
+
+    @property
+    def latent(self) -> bool:
+        """Whether its diffusion runs in an autoencoder's latent space (:mod:`sonodiff.models.latent`)."""
+        return "image_size" in self.spec
+
+    @property
+    def classes(self) -> list[str] | None:
+        """The class names its prompts are made of (latent models), else None."""
+        return self.spec.get("classes")
+
+    @property
     def conditional(self) -> bool:
         return bool(self.model.conditional)
 

@@ -8,7 +8,9 @@
 - ``images/<sample_id>.png`` (uint8 grey) and ``manifest.csv`` (:data:`SAMPLES_COLUMNS`): the
   gathered set. ``label`` is the label map the image was generated from, ``real_image`` the real
   image of that map's source (paired metrics), ``source_sample_id`` the prepared sample it came
-  from; unconditional sets leave the three empty;
+  from; unconditional sets leave the three empty; a latent model's sets add ``class``
+  (:data:`OPTIONAL_COLUMNS`), the class of the prompt (a prompt-only set: ``sample.count`` images
+  per class, the three others empty);
 - ``config.yaml``: the resolved config the set was sampled with;
 - ``snapshots.npz``: one reverse chain (Domínguez et al. fig. 3): ``steps`` (the original step
   index of each frame, -1 for the final x_0), ``frames`` (K, H, W) in [-1, 1], ``label`` (the
@@ -35,6 +37,9 @@ SAMPLES_COLUMNS = (
 )
 #: Columns of a sampling plan, in order.
 PLAN_COLUMNS = ("sample_id", "source_sample_id", "patient_id", "split", "label", "real_image", "seed", "batch")
+#: Columns a plan and a samples manifest carry when their set has them: ``class``, the class whose
+#: prompt a latent model was given (empty or absent for the pixel-space models).
+OPTIONAL_COLUMNS = ("class",)
 #: ``steps`` entry of the final x_0 in a snapshots file.
 FINAL_STEP = -1
 
@@ -52,8 +57,14 @@ def read_samples(manifest: str | Path, required=SAMPLES_COLUMNS) -> pd.DataFrame
     return read_manifest(manifest, required=required)
 
 
+def _columns(frame: pd.DataFrame, columns: tuple[str, ...]) -> list[str]:
+    """``columns`` and the :data:`OPTIONAL_COLUMNS` that ``frame`` has."""
+    return list(columns) + [c for c in OPTIONAL_COLUMNS if c in frame.columns]
+
+
 def write_samples(rows: pd.DataFrame, manifest: str | Path) -> None:
-    write_manifest(pd.DataFrame(rows)[list(SAMPLES_COLUMNS)], manifest)
+    rows = pd.DataFrame(rows)
+    write_manifest(rows[_columns(rows, SAMPLES_COLUMNS)], manifest)
 
 
 def write_sample_config(manifest: str | Path, cfg: Mapping[str, Any]) -> Path:
@@ -64,7 +75,8 @@ def write_sample_config(manifest: str | Path, cfg: Mapping[str, Any]) -> Path:
 
 
 def write_plan(plan: pd.DataFrame, path: str | Path) -> None:
-    write_manifest(pd.DataFrame(plan)[list(PLAN_COLUMNS)], path)
+    plan = pd.DataFrame(plan)
+    write_manifest(plan[_columns(plan, PLAN_COLUMNS)], path)
 
 
 def read_plan(path: str | Path) -> pd.DataFrame:

@@ -6,7 +6,8 @@ imaging sector, 0 outside the sector. Row 0 of an image is the probe side.
   d = (r - r_0) / (R - r_0) with r the distance to the apex, r_0 the probe's radius, R the outer
   radius;
 * ``depth_from_sector_mask``: either of the above, with the geometry read from a sector mask (the
-  prepared dataset's ``sector.png``), so a new probe needs no code.
+  prepared dataset's ``sector.png``), so a new probe needs no code;
+* ``latent_depth``: a depth map resampled to a latent grid (B-maps in latent space).
 
 All return float32 tensors of shape (H, W).
 """
@@ -96,6 +97,23 @@ def depth_from_sector_mask(
     r_in = r[mask]
     d = (r - r_in.min()) / max(r_in.max() - r_in.min(), 1e-12)
     return torch.from_numpy(np.where(mask, np.clip(d, 0.0, 1.0), 0.0)).float()
+
+
+def latent_depth(depth: torch.Tensor | np.ndarray, factor: int) -> torch.Tensor:
+    """The depth map on a latent grid ``factor`` times coarser: the mean over each latent pixel's
+    ``factor x factor`` image pixels (area resampling),
+
+        d_z(i, j) = mean_{0 <= a, b < f} d(f i + a, f j + b),
+
+    so a latent pixel is noised at the mean depth of the tissue it encodes (a convolutional
+    autoencoder keeps the image's layout). For a linear probe the rows stay linear in depth,
+    d_z(i) = (f i + (f - 1) / 2) / (H - 1). Outside-sector pixels (d = 0) count as 0.
+    """
+    depth = torch.as_tensor(depth, dtype=torch.float32)
+    height, width = depth.shape[-2:]
+    if factor < 1 or height % factor or width % factor:
+        raise InputError("latent depth", f"a {height} x {width} depth map does not divide into {factor} x {factor} cells")
+    return torch.nn.functional.avg_pool2d(depth.reshape(1, 1, height, width), factor)[0, 0]
 
 
 def _fan_apex(mask: np.ndarray) -> tuple[float, float] | None:

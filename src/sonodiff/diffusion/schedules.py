@@ -72,6 +72,13 @@ def linear_betas(num_steps: int) -> np.ndarray:
     return np.linspace(scale * 1e-4, scale * 0.02, num_steps, dtype=np.float64)
 
 
+@register_alpha_schedule("scaled_linear")
+def scaled_linear_betas(num_steps: int, beta_start: float = 0.00085, beta_end: float = 0.012) -> np.ndarray:
+    """beta_t = linspace(sqrt(0.00085), sqrt(0.012), T)^2: Stable Diffusion's schedule (Rombach et
+    al. 2022; diffusers' ``scaled_linear``), which a fine-tuned Stable Diffusion UNet must keep."""
+    return np.linspace(beta_start ** 0.5, beta_end ** 0.5, num_steps, dtype=np.float64) ** 2
+
+
 @register_alpha_schedule("cosine")
 def cosine_betas(num_steps: int, max_beta: float = 0.999) -> np.ndarray:
     """Nichol & Dhariwal 2021, eq. 17: alphabar(s) = cos^2(((s + 0.008) / 1.008) pi / 2),

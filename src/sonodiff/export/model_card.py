@@ -148,7 +148,7 @@ def model_card(loaded: LoadedModel, data: Mapping[str, Any], dataset_info: Mappi
         f"{spec['out_channels']} output channels ({'learned' if spec['out_channels'] > spec['in_channels'] else 'fixed'} variance)",
         f"- diffusion: T = {d['num_steps']} steps, {d['alpha_schedule']} noise schedule, "
         f"{d['bmap_schedule']} B-map schedule",
-        f"- images: {loaded.image_shape[1]} x {loaded.image_shape[2]} px, {loaded.image_shape[0]} channel(s), "
+        f"- images: {loaded.output_shape[1]} x {loaded.output_shape[2]} px, {loaded.output_shape[0]} channel(s), "
         "8-bit grey",
         f"- exported at training step {loaded.step}, with sonodiff {sonodiff_version()}", "",
         "## Training data", "",

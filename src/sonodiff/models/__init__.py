@@ -26,14 +26,19 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SemanticUNet", "UnconditionalUNet", "build_model", "model_spec",
-    "one_hot_labels", "null_condition", "drop_condition",
+    "one_hot_labels", "null_condition", "drop_condition", "LatentDiffusionUNet", "ControlledLatentUNet",
+    "cat_conditions",
 ]
 
 #: Names this package re-exports, by the submodule that defines them (loaded on first use).
 _LAZY = {"SemanticUNet": "semantic", "one_hot_labels": "semantic", "null_condition": "semantic",
-         "drop_condition": "semantic", "UnconditionalUNet": "unconditional"}
+         "drop_condition": "semantic", "UnconditionalUNet": "unconditional",
+         "LatentDiffusionUNet": "latent", "ControlledLatentUNet": "latent", "cat_conditions": "latent"}
 #: Model kinds by name: the class (a name of :data:`_LAZY`); a new kind is one entry.
-KINDS: dict[str, str] = {"semantic": "SemanticUNet", "unconditional": "UnconditionalUNet"}
+KINDS: dict[str, str] = {"semantic": "SemanticUNet", "unconditional": "UnconditionalUNet",
+                         "latent": "LatentDiffusionUNet", "controlnet": "ControlledLatentUNet"}
+#: Kinds whose network takes ``num_classes`` (the label maps' ids).
+LABEL_KINDS = ("semantic", "controlnet")
 #: Keys of the config's ``model`` section passed to the network.
 MODEL_KEYS = ("channels", "attention_levels", "num_res_blocks", "num_head_channels", "norm_num_groups",
               "spade_channels")
@@ -73,7 +78,7 @@ def model_spec(cfg: Mapping[str, Any], num_classes: int | None, in_channels: int
 def build_model(spec: Mapping[str, Any]) -> nn.Module:
     """Build the network a spec (from :func:`model_spec`) describes."""
     kwargs = {k: v for k, v in spec.items() if k not in ("kind", "num_classes")}
-    if spec["kind"] == "semantic":
+    if spec["kind"] in LABEL_KINDS:
         kwargs["num_classes"] = spec["num_classes"]
     try:
         return __getattr__(KINDS[spec["kind"]])(**kwargs)

@@ -81,8 +81,8 @@ class SemanticUNet(nn.Module):
             raise ValueError("the semantic model needs a condition (label map or null map)")
         return self.unet(x, t, seg=cond.to(dtype=x.dtype))
 
-    def condition(self, labels: torch.Tensor | None) -> torch.Tensor:
-        """One-hot condition of integer label maps (B, H, W); see :func:`one_hot_labels`."""
+    def condition(self, labels: torch.Tensor | None, classes: torch.Tensor | None = None) -> torch.Tensor:
+        """One-hot condition of integer label maps (B, H, W); see :func:`one_hot_labels` (no classes)."""
         if labels is None:
             raise ValueError("the semantic model needs label maps")
         return one_hot_labels(labels, self.num_classes)

@@ -41,7 +41,7 @@ class UnconditionalUNet(nn.Module):
             raise ValueError("the unconditional model takes no condition")
         return self.unet(x, t)
 
-    def condition(self, labels: torch.Tensor | None) -> None:
+    def condition(self, labels: torch.Tensor | None, classes: torch.Tensor | None = None) -> None:
         """No condition: label maps, if any, are ignored."""
         return None
 

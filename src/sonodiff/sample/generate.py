@@ -28,6 +28,7 @@ from sonodiff.diffusion.process import BMapDiffusion
 from sonodiff.diffusion.sampling import Sampler, get_sampler, sample_loop
 from sonodiff.errors import InputError
 from sonodiff.io import read_pngs, to_uint8
+from sonodiff.models import cat_conditions
 
 #: x_0 outside the sector: the data range's black (uint8 0).
 OUTSIDE = -1.0
@@ -54,7 +55,7 @@ def guided_fn(loaded: LoadedModel, cond: torch.Tensor | None, scale: float, amp:
         with autocast():
             if not use_guidance:
                 return model(x_t, t, cond).float()
-            out = model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([cond, model.null(cond)])).float()
+            out = model(torch.cat([x_t, x_t]), torch.cat([t, t]), cat_conditions(cond, model.null(cond))).float()
         out_cond, out_null = out.chunk(2)
         return classifier_free(out_cond, out_null, scale, learn_sigma=loaded.spec["out_channels"] > loaded.spec["in_channels"])
 
@@ -64,19 +65,31 @@ def guided_fn(loaded: LoadedModel, cond: torch.Tensor | None, scale: float, amp:
 def read_label_maps(paths: Sequence[str], loaded: LoadedModel) -> torch.Tensor:
     """Label-map PNGs as a (B, H, W) long tensor, checked against the model's size and labels."""
     labels = torch.from_numpy(read_pngs(list(paths), paths[0])).long()
-    if tuple(labels.shape[1:]) != loaded.image_shape[1:]:
-        raise InputError(paths[0], f"label map is {tuple(labels.shape[1:])}, the model makes {loaded.image_shape[1:]}")
+    if tuple(labels.shape[1:]) != loaded.output_shape[1:]:
+        raise InputError(paths[0], f"label map is {tuple(labels.shape[1:])}, the model makes {loaded.output_shape[1:]}")
     if int(labels.max()) >= loaded.spec["num_classes"]:
         raise InputError(paths[0], f"label id {int(labels.max())} unknown to the model")
     return labels
+
+
+def prompt_classes(loaded: LoadedModel, jobs, where: str | Path) -> torch.Tensor | None:
+    """The class ids of plan rows ``jobs`` (their ``class`` column) for a latent model, else None."""
+    if loaded.classes is None:
+        return None
+    if "class" not in jobs.columns:
+        raise InputError(where, "a latent model needs the class of every image (a plan with a class column)")
+    unknown = sorted(set(jobs["class"]) - set(loaded.classes))
+    if unknown:
+        raise InputError(where, f"classes {unknown} are not among the model's {loaded.classes}")
+    return torch.tensor([loaded.classes.index(c) for c in jobs["class"]], dtype=torch.long)
 
 
 def read_sector_mask(path: str | Path, loaded: LoadedModel) -> torch.Tensor:
     """The sector mask (:func:`sonodiff.contracts.dataset.read_sector`) as a (H, W) bool tensor,
     checked against the model's image size."""
     mask = torch.from_numpy(read_sector(path))
-    if tuple(mask.shape) != loaded.image_shape[1:]:
-        raise InputError(path, f"sector mask is {tuple(mask.shape)}, the model makes {loaded.image_shape[1:]}")
+    if tuple(mask.shape) != loaded.output_shape[1:]:
+        raise InputError(path, f"sector mask is {tuple(mask.shape)}, the model makes {loaded.output_shape[1:]}")
     return mask
 
 
@@ -98,19 +111,25 @@ def apply_sector(x0: torch.Tensor, sector: torch.Tensor | None) -> torch.Tensor:
 
 
 def generate(loaded: LoadedModel, labels: torch.Tensor | None, seeds: Sequence[int], cfg: Mapping[str, Any],
-             progress: bool = False, sector: torch.Tensor | None = None) -> torch.Tensor:
-    """Sample one batch: image i from ``labels[i]`` (None: unconditional) and ``seeds[i]``.
+             progress: bool = False, sector: torch.Tensor | None = None,
+             classes: torch.Tensor | None = None) -> torch.Tensor:
+    """Sample one batch: image i from ``labels[i]`` (None: unconditional), ``classes[i]`` (a latent
+    model's prompt; None for the pixel-space models) and ``seeds[i]``.
 
-    ``sector``: a (H, W) bool mask (:func:`configured_mask`); pixels outside it become 0.
+    ``sector``: a (H, W) bool mask (:func:`configured_mask`); pixels outside it become 0. A latent
+    model's chain runs on its latent grid and its ``decode`` gives the images.
     Returns uint8 images (B, C, H, W) on the CPU.
     """
     scfg = cfg["sample"]
     device = loaded.diffusion.device
     sampler, process = configured_process(loaded.diffusion, scfg)
-    cond = loaded.model.condition(labels.to(device) if labels is not None else None)
+    cond = loaded.model.condition(labels.to(device) if labels is not None else None,
+                                  classes.to(device) if classes is not None else None)
     amp = autocast_dtype(loaded.config["train"]["precision"], device)
     model_fn = guided_fn(loaded, cond, guidance_weight(scfg), amp)
     generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
     x0 = sample_loop(process, model_fn, (len(seeds), *loaded.image_shape), generators, sampler=sampler,
-                     eta=float(scfg["eta"]), clip_x0=bool(scfg["clip_x0"]), progress=progress)
+                     eta=float(scfg["eta"]), clip_x0=bool(scfg["clip_x0"]) and not loaded.latent, progress=progress)
+    if loaded.latent:
+        x0 = loaded.model.decode(x0)
     return to_uint8(apply_sector(x0, sector)).cpu()

@@ -15,16 +15,20 @@ import numpy as np
 import pandas as pd
 
 from sonodiff.contracts.labelmaps import SAMPLING_COLUMNS, read_labelmaps
+from sonodiff.contracts.manifest import read_manifest
 from sonodiff.contracts.samples import write_plan
 from sonodiff.errors import InputError
 from sonodiff.seeds import derive_seed
 
 
-def sampling_jobs(cfg: Mapping[str, Any], labelmaps: str | Path | None) -> pd.DataFrame:
+def sampling_jobs(cfg: Mapping[str, Any], labelmaps: str | Path | None,
+                  classes: Mapping[str, str] | None = None) -> pd.DataFrame:
     """One row per image to sample, sorted by ``sample_id``, with its seed and batch.
 
-    ``labelmaps``: the augmented label-map manifest of a semantic model, or None (``sample.count``
-    unconditional images).
+    ``labelmaps``: the augmented label-map manifest of a semantic model (or a ControlNet), or None
+    (``sample.count`` unconditional images). ``classes``: a latent model's prompts, the class of
+    every prepared sample (:func:`prepared_classes`): with label maps each row gets its source's
+    class; without, the plan is ``sample.count`` images of every class, ids ``<class>_<k>``.
     """
     scfg = cfg["sample"]
     if labelmaps is not None:
@@ -33,18 +37,37 @@ def sampling_jobs(cfg: Mapping[str, Any], labelmaps: str | Path | None) -> pd.Da
         if 0 < cap < len(df):
             order = np.random.default_rng(derive_seed(cfg["seed"], "max_label_maps")).permutation(len(df))
             df = df.iloc[np.sort(order[:cap])].reset_index(drop=True)
+        if classes is not None:
+            missing = sorted(set(df["source_sample_id"]) - set(classes))
+            if missing:
+                raise InputError(labelmaps, f"label maps of samples without a class, e.g. {missing[:3]}")
+            df["class"] = [classes[s] for s in df["source_sample_id"]]
     else:
         n = int(scfg["count"])
-        df = pd.DataFrame({"sample_id": [f"sample_{i:06d}" for i in range(n)], "source_sample_id": "",
-                           "patient_id": "", "split": "val", "label": "", "real_image": ""})
+        names = sorted(set(classes.values())) if classes is not None else [None]
+        ids = [f"{c}_{i:06d}" if c else f"sample_{i:06d}" for c in names for i in range(n)]
+        df = pd.DataFrame({"sample_id": ids, "source_sample_id": "", "patient_id": "", "split": "val",
+                           "label": "", "real_image": ""})
+        if classes is not None:
+            df["class"] = [c for c in names for _ in range(n)]
+        df = df.sort_values("sample_id").reset_index(drop=True)
     df["seed"] = [derive_seed(cfg["seed"], "sample", sid) for sid in df["sample_id"]]
     df["batch"] = np.arange(len(df)) // int(scfg["batch_size"])
     return df
 
 
-def write_sampling_plan(cfg: Mapping[str, Any], labelmaps: str | Path | None, out_plan: str | Path) -> Path:
-    """Write the plan of :func:`sampling_jobs` to ``out_plan`` (atomically); returns its path."""
-    write_plan(sampling_jobs(cfg, labelmaps), out_plan)
+def prepared_classes(manifest: str | Path) -> dict[str, str]:
+    """``sample_id -> class`` of a prepared manifest's ``class`` column (an error naming the file without one)."""
+    return dict(zip(*(read_manifest(manifest, required=("sample_id", "class"))[c].astype(str)
+                      for c in ("sample_id", "class"))))
+
+
+def write_sampling_plan(cfg: Mapping[str, Any], labelmaps: str | Path | None, out_plan: str | Path,
+                        classes_from: str | Path | None = None) -> Path:
+    """Write the plan of :func:`sampling_jobs` to ``out_plan`` (atomically); returns its path.
+    ``classes_from``: the prepared manifest whose classes a latent model's prompts are."""
+    classes = prepared_classes(classes_from) if classes_from is not None else None
+    write_plan(sampling_jobs(cfg, labelmaps, classes), out_plan)
     return Path(out_plan)
 
 

@@ -21,12 +21,13 @@ from tqdm import tqdm
 from sonodiff.contracts import layout
 from sonodiff.contracts.model_file import load_model
 from sonodiff.contracts.samples import (
-    SAMPLES_COLUMNS, images_folder, read_plan, read_samples, sample_image_path, write_sample_config, write_samples,
+    OPTIONAL_COLUMNS, SAMPLES_COLUMNS, images_folder, read_plan, read_samples, sample_image_path, write_sample_config, write_samples,
 )
 from sonodiff.device import resolve_device
 from sonodiff.errors import InputError
 from sonodiff.io import atomic_dir, write_png
-from sonodiff.sample.generate import configured_mask, generate, read_label_maps
+from sonodiff.models import LABEL_KINDS
+from sonodiff.sample.generate import configured_mask, generate, prompt_classes, read_label_maps
 from sonodiff.sample.plan import shard_batches, write_sampling_plan
 
 log = logging.getLogger(__name__)
@@ -54,23 +55,26 @@ def sample_shard(cfg: Mapping[str, Any], model_path: str | Path, plan_path: str 
     plan = read_plan(plan_path)
     batches = shard_batches(plan, shard, shards)
     loaded = load_model(model_path, resolve_device(device or cfg["device"]))
-    if loaded.conditional and (plan["label"] == "").any():
-        raise InputError(model_path, "a semantic model needs label maps (give the augment manifest)")
+    needs_maps = loaded.spec["kind"] in LABEL_KINDS
+    if needs_maps and (plan["label"] == "").any():
+        raise InputError(model_path, f"a {loaded.spec['kind']} model needs label maps (give the augment manifest)")
+    carried = CARRIED + tuple(c for c in OPTIONAL_COLUMNS if c in plan.columns)
     mask = configured_mask(cfg["sample"], sector, loaded)
     rows = []
     with atomic_dir(images_folder(out_manifest)) as tmp:
         bar = tqdm(total=sum(len(b) for b in batches), disable=not progress, dynamic_ncols=True,
                    desc=f"sample {cfg.get('dataset')}/{cfg.get('variant')} shard {shard}/{shards}")
         for batch in batches:
-            labels = read_label_maps(list(batch["label"]), loaded) if loaded.conditional else None
-            images = generate(loaded, labels, list(batch["seed"]), cfg, sector=mask)
+            labels = read_label_maps(list(batch["label"]), loaded) if loaded.conditional and needs_maps else None
+            classes = prompt_classes(loaded, batch, plan_path)
+            images = generate(loaded, labels, list(batch["seed"]), cfg, sector=mask, classes=classes)
             for (_, job), img in zip(batch.iterrows(), images):
                 image = sample_image_path(out_dir, job["sample_id"])
                 write_png(tmp / image.name, img[0].numpy(), compress_level=PNG_COMPRESS_LEVEL)
-                rows.append({**{k: job[k] for k in CARRIED}, "image": str(image)})
+                rows.append({**{k: job[k] for k in carried}, "image": str(image)})
             bar.update(len(batch))
         bar.close()
-    write_samples(pd.DataFrame(rows, columns=list(SAMPLES_COLUMNS)), out_manifest)
+    write_samples(pd.DataFrame(rows, columns=list(SAMPLES_COLUMNS) + list(carried[len(CARRIED):])), out_manifest)
     log.info("shard %d/%d: %d images in %s", shard, shards, len(rows), out_dir)
     return out_manifest
 
@@ -113,10 +117,11 @@ def gather(cfg: Mapping[str, Any], shard_manifests: Sequence[str | Path], plan_p
 
 def sample_all(cfg: Mapping[str, Any], model_path: str | Path, labelmaps: str | Path | None,
                out_manifest: str | Path, shards: int | None = None, device: str | None = None,
-               progress: bool = True, sector: str | Path | None = None) -> Path:
-    """The plan beside ``out_manifest``, every shard in turn into ``shards/<i>/``, then :func:`gather`."""
+               progress: bool = True, sector: str | Path | None = None, classes_from: str | Path | None = None) -> Path:
+    """The plan beside ``out_manifest``, every shard in turn into ``shards/<i>/``, then :func:`gather`.
+    ``classes_from``: the prepared manifest whose classes a latent model's prompts are."""
     out_manifest = Path(out_manifest)
-    plan = write_sampling_plan(cfg, labelmaps, out_manifest.parent / layout.SAMPLE_PLAN)
+    plan = write_sampling_plan(cfg, labelmaps, out_manifest.parent / layout.SAMPLE_PLAN, classes_from)
     n = int(shards or cfg["sample"]["shards"])
     manifests = [sample_shard(cfg, model_path, plan, shard_manifest_path(out_manifest, i), i, n, device, progress,
                               sector) for i in range(n)]

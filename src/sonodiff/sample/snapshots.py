@@ -26,33 +26,48 @@ from sonodiff.contracts.model_file import LoadedModel, load_model
 from sonodiff.contracts.samples import FINAL_STEP, write_snapshots
 from sonodiff.device import resolve_device
 from sonodiff.diffusion.sampling import sample_loop
+from sonodiff.models import LABEL_KINDS
 from sonodiff.sample.generate import apply_sector, configured_mask, configured_process, guided_fn
 
 
 def reverse_chain(loaded: LoadedModel, labels: np.ndarray | None, num_snapshots: int, seed: int,
                   progress: bool = True, sector: torch.Tensor | None = None,
-                  scfg: Mapping | None = None) -> tuple[list[int], np.ndarray]:
+                  scfg: Mapping | None = None, class_id: int | None = None) -> tuple[list[int], np.ndarray]:
     """(original step of each frame, FINAL_STEP for x_0) and the frames (n, H, W) of one chain.
 
     ``sector``: a (H, W) bool mask; x_0 is set to -1 outside it (None: unmasked). ``scfg``: the
-    ``sample`` section (None: the one stored with the model).
+    ``sample`` section (None: the one stored with the model). ``class_id``: a latent model's
+    prompt; its chain runs on the latent grid and every frame is the decoded latent.
     """
     scfg = loaded.config["sample"] if scfg is None else scfg
     sampler, process = configured_process(loaded.diffusion, scfg)
     n = process.num_steps
     every = max(1, (n - 1) // max(num_snapshots - 2, 1))
     cond_labels = None if labels is None else torch.as_tensor(labels, dtype=torch.long)[None].to(process.device)
-    cond = loaded.model.condition(cond_labels)
+    classes = None if class_id is None else torch.tensor([int(class_id)], device=process.device)
+    cond = loaded.model.condition(cond_labels, classes)
     model_fn = guided_fn(loaded, cond, guidance_weight(scfg), None)
     noise = torch.randn((1, *loaded.image_shape), generator=torch.Generator().manual_seed(int(seed)))
     x0, snaps = sample_loop(process, model_fn, noise, [torch.Generator().manual_seed(int(seed) + 1)],
-                            sampler=sampler, eta=float(scfg["eta"]), clip_x0=bool(scfg["clip_x0"]),
+                            sampler=sampler, eta=float(scfg["eta"]),
+                            clip_x0=bool(scfg["clip_x0"]) and not loaded.latent,
                             progress=progress, snapshot_every=every)
     keep = [snaps[i] for i in sorted({int(round(v)) for v in np.linspace(0, len(snaps) - 1, num_snapshots - 1)})]
     steps = [s.step for s in keep] + [FINAL_STEP]
-    x0 = apply_sector(x0, sector)
-    frames = np.stack([s.x_t[0].mean(0).numpy() for s in keep] + [x0[0].mean(0).detach().cpu().numpy()])
+    image = (lambda x: loaded.model.decode(x.to(process.device)).cpu()) if loaded.latent else (lambda x: x)
+    x0 = apply_sector(image(x0), sector)
+    frames = np.stack([image(s.x_t)[0].mean(0).numpy() for s in keep] + [x0[0].mean(0).detach().cpu().numpy()])
     return steps, frames
+
+
+def snapshot_class(dataset: PreparedDataset, loaded: LoadedModel) -> int | None:
+    """A latent model's class id for the chain: the class of the row :func:`snapshot_label_map` uses."""
+    if loaded.classes is None:
+        return None
+    rows = dataset.rows("val", required=("sample_id", "split", "class"))
+    if rows.empty:
+        rows = dataset.rows(required=("sample_id", "split", "class"))
+    return loaded.classes.index(str(rows["class"].iloc[0]))
 
 
 def snapshot_label_map(dataset: PreparedDataset) -> np.ndarray | None:
@@ -74,10 +89,10 @@ def write_reverse_snapshots(model_path: str | Path, dataset: PreparedDataset, ou
     ``cfg``: the job's config (its ``sample`` section and ``seed``); None uses the config stored
     with the model (a model file that holds one).
     """
-    labels = snapshot_label_map(dataset)
     loaded = load_model(model_path, resolve_device(device))
+    labels = snapshot_label_map(dataset) if loaded.spec["kind"] in LABEL_KINDS else None
     cfg = loaded.config if cfg is None else cfg
     sector = configured_mask(cfg["sample"], dataset.sector_path, loaded)
     steps, frames = reverse_chain(loaded, labels, num_snapshots, seed=int(cfg["seed"]), progress=progress,
-                                  sector=sector, scfg=cfg["sample"])
+                                  sector=sector, scfg=cfg["sample"], class_id=snapshot_class(dataset, loaded))
     return write_snapshots(out, steps, frames, labels)

@@ -29,22 +29,27 @@ from sonodiff.seeds import generator
 
 @dataclass
 class TrainingSet:
-    """The train split: ``images`` (N, 1, H, W) uint8, ``labels`` (N, H, W) uint8 or None."""
+    """The train split: ``images`` (N, 1, H, W) uint8 (or float latents (N, C, h, w), used as they
+    are), ``labels`` (N, H, W) uint8 or None, ``classes`` (N,) class ids or None."""
 
     images: torch.Tensor
     labels: torch.Tensor | None
     num_classes: int | None
     sample_ids: list[str]
+    classes: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.images.shape[0]
 
     def batch(self, step: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
-        """(x0 in [-1, 1], labels or None) of process ``rank`` at ``step`` (see module docstring)."""
+        """(x0, labels or None, classes or None) of process ``rank`` at ``step`` (module docstring);
+        x0 in [-1, 1] for images, the latents themselves for latents."""
         idx = batch_indices(len(self), step, batch_size, seed, rank, world_size)
-        x0 = to_model_range(self.images[idx])
+        x0 = self.images[idx]
+        x0 = to_model_range(x0) if x0.dtype == torch.uint8 else x0
         labels = self.labels[idx].long() if self.labels is not None else None
-        return x0, labels
+        classes = self.classes[idx].long() if self.classes is not None else None
+        return x0, labels, classes
 
 
 @lru_cache(maxsize=4)

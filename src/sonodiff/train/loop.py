@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass
 import math
 import time
 from pathlib import Path
@@ -110,24 +111,62 @@ def _finite(x: torch.Tensor | float) -> bool:
     return bool(torch.isfinite(torch.as_tensor(x)).all())
 
 
+@dataclass
+class Problem:
+    """What one training job learns: its data, the depth map of its process, and the network with
+    its spec (initial weights set). :func:`pixel_problem` is the pixel-space models' (the default);
+    the latent family builds its own (:mod:`sonodiff.train.latent`)."""
+
+    data: TrainingSet
+    depth: torch.Tensor
+    spec: dict
+    model: nn.Module
+
+
+def seeded_network(cfg: Mapping[str, Any], data: TrainingSet) -> tuple[dict, nn.Module]:
+    """The spec of the config's pixel-space UNet for ``data`` and the network, seeded by ``seed``."""
+    spec = model_spec(cfg, data.num_classes, in_channels=data.images.shape[1])
+    torch.manual_seed(cfg["seed"])  # the initial weights
+    return spec, build_model(spec)
+
+
+def pixel_problem(cfg: Mapping[str, Any], dataset: PreparedDataset, device: torch.device) -> Problem:
+    """The train split's images and label maps, the dataset's depth map, and a freshly seeded UNet."""
+    data = load_training_set(dataset)
+    return Problem(data, dataset.depth_map(), *seeded_network(cfg, data))
+
+
+#: problem(cfg, dataset, device) -> Problem
+ProblemFn = Callable[[Mapping[str, Any], PreparedDataset, torch.device], Problem]
+
+
+def to_device(value: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
+    return value.to(device) if value is not None else None
+
+
 class Trainer:
-    """Model, EMA and optimiser, and :meth:`step`. Holds no files; :func:`train` does the I/O."""
+    """Model, EMA and optimiser, and :meth:`step`. Holds no files; :func:`train` does the I/O.
+
+    The network and its spec are ``problem``'s, or a freshly seeded one of the config's spec
+    for ``data``; parameters with ``requires_grad`` off (a frozen part) are never updated.
+    """
 
     def __init__(self, cfg: Mapping[str, Any], data: TrainingSet, diffusion: Any, device: torch.device,
-                 dist: distributed.Dist = distributed.Dist(), objective: Objective | None = None):
+                 dist: distributed.Dist = distributed.Dist(), objective: Objective | None = None,
+                 problem: Problem | None = None):
         self.cfg = cfg
         self.tcfg = cfg["train"]
         self.data = data
         self.device = device
         self.dist = dist
-        self.spec = model_spec(cfg, data.num_classes, in_channels=data.images.shape[1])
-        torch.manual_seed(cfg["seed"])  # the initial weights
-        self.model = build_model(self.spec).to(device)
+        spec, model = seeded_network(cfg, data) if problem is None else (problem.spec, problem.model)
+        self.spec, self.model = dict(spec), model.to(device)
         self.memory_format = torch.channels_last if self.tcfg["channels_last"] else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
         self.ema = EMA(self.model, self.tcfg["ema_rate"])
         self.schedule = TrainSchedule.from_config(self.tcfg)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.schedule.learning_rate(0),
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=self.schedule.learning_rate(0),
                                            weight_decay=self.tcfg["weight_decay"])
         self.amp_dtype = autocast_dtype(self.tcfg["precision"], device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
@@ -150,13 +189,14 @@ class Trainer:
         """One optimiser step (module docstring); returns its metrics and whether it was skipped."""
         t0 = time.perf_counter()
         batch_size = self.tcfg["batch_size"]
-        x0, labels = self.data.batch(step, batch_size, self.cfg["seed"], self.dist.rank, self.dist.world_size)
+        x0, labels, classes = self.data.batch(step, batch_size, self.cfg["seed"], self.dist.rank,
+                                              self.dist.world_size)
         gen = generator(self.cfg["seed"], "step", step, self.dist.rank)
         drop = torch.rand(batch_size, generator=gen) < self.tcfg["drop_rate"]
         x0 = x0.to(self.device).contiguous(memory_format=self.memory_format)
-        cond = self.model.condition(labels.to(self.device) if labels is not None else None)
+        cond = self.model.condition(to_device(labels, self.device), to_device(classes, self.device))
         cond = self.model.drop(cond, drop.to(self.device))
-        if cond is not None:
+        if isinstance(cond, torch.Tensor):
             cond = cond.contiguous(memory_format=self.memory_format)
 
         def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -175,7 +215,7 @@ class Trainer:
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
         clip = self.tcfg["grad_clip"] if self.tcfg["grad_clip"] > 0 else math.inf
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip))
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, clip))
         metrics["grad_norm"] = grad_norm
         if not _finite(grad_norm):
             if self.scaler.is_enabled():  # fp16 overflow: the scaler lowers its scale, no count
@@ -265,7 +305,8 @@ def save_model(trainer: Trainer, step: int, depth: torch.Tensor, path: str | Pat
 
 
 def train(cfg: Mapping[str, Any], dataset: PreparedDataset, model_out: str | Path, *,
-          objective: Objective | None = None, device: str | None = None, progress: bool = True) -> Path:
+          objective: Objective | None = None, device: str | None = None, progress: bool = True,
+          problem: ProblemFn = pixel_problem) -> Path:
     """Train the model of a resolved config on a prepared dataset; returns ``model_out``.
 
     The folder of ``model_out`` receives ``checkpoints/``, ``tensorboard/``, ``train_log.csv``
@@ -273,8 +314,8 @@ def train(cfg: Mapping[str, Any], dataset: PreparedDataset, model_out: str | Pat
     first (:func:`sonodiff.io.sweep_stale_temporaries`). An existing valid checkpoint of the same
     config is resumed without being asked; the newer ones that cannot be (unreadable, or of
     another config, network or length) are moved to ``checkpoints/stale/`` with a warning.
-    ``objective`` replaces the diffusion loss (tests). Under torchrun every process calls this;
-    rank 0 writes.
+    ``objective`` replaces the diffusion loss (tests); ``problem`` builds the data, depth map and
+    network (default: the pixel-space models'). Under torchrun every process calls this; rank 0 writes.
     """
     model_out = Path(model_out)
     out_dir = model_out.parent
@@ -283,10 +324,10 @@ def train(cfg: Mapping[str, Any], dataset: PreparedDataset, model_out: str | Pat
     dist = distributed.init(probe_device.type)
     try:
         dev = resolve_device(device or cfg["device"], dist.local_rank)
-        data = load_training_set(dataset)
-        depth = dataset.depth_map()
+        task = problem(cfg, dataset, dev)
+        depth = task.depth
         diffusion = BMapDiffusion.from_config(cfg["diffusion"], depth) if objective is None else None
-        trainer = Trainer(cfg, data, diffusion, dev, dist, objective)
+        trainer = Trainer(cfg, task.data, diffusion, dev, dist, objective, task)
         total = int(cfg["train"]["steps"])
 
         found = None
