@@ -17,13 +17,45 @@ def test_lint_is_clean(tmp_path):
     assert "Lints for" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
 
 
+#: What the workflow looks for in a Stable Diffusion folder (diffusers' layout).
+SD_PARTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+LATENT_RULES = ("train_latent_model", "train_controlnet", "train_fraction_model", "sample_prompt_shard",
+                "train_classifier", "classification_table", "mask_fidelity", "latent_figures")
+
+
+def fake_stable_diffusion(folder):
+    """The layout of a Stable Diffusion folder (the dry run reads no weights)."""
+    for part in SD_PARTS:
+        (folder / part).mkdir(parents=True)
+    (folder / "model_index.json").write_text("{}")
+
+
 @pytest.mark.parametrize("config", ["config.yaml", "test.yaml", "paper.yaml"])
 def test_dry_run(tmp_path, config):
+    if config == "paper.yaml":  # its BUSI experiment fine-tunes a local Stable Diffusion folder
+        fake_stable_diffusion(tmp_path / "weights" / "stable-diffusion-v1-5")
     proc = run_snakemake(tmp_path, "-n", "--quiet", "rules", configfile=ROOT / "config" / config)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout + proc.stderr
     for rule in ("prepare_dataset", "train_model", "sample_shard", "compute_metrics", "train_segmenter"):
         assert rule in out, f"{rule} missing from the {config} DAG"
+    if config != "test.yaml":  # the latent family: the demo's phantom_busi, the paper's BUSI
+        for rule in LATENT_RULES:
+            assert rule in out, f"{rule} missing from the {config} DAG"
+    if config == "config.yaml":
+        assert "train_autoencoder" in out  # tiny parts trained from scratch
+    if config == "paper.yaml":
+        assert "train_autoencoder" not in out  # Stable Diffusion's own
+
+
+def test_paper_config_without_its_stable_diffusion_folder_stops_in_one_line(tmp_path):
+    proc = run_snakemake(tmp_path, "-n", configfile=ROOT / "config" / "paper.yaml")
+    assert proc.returncode != 0
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: config key latent.pretrained (weights/stable-diffusion-v1-5): "
+                               "no Stable Diffusion folder here (missing model_index.json, unet"), lines[0]
+    assert not (tmp_path / "results").exists()
 
 
 @pytest.mark.parametrize("old, new, message", [

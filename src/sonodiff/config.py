@@ -22,7 +22,7 @@ from sonodiff.errors import InputError
 
 SCHEMA_PATH = Path(__file__).resolve().with_name("schema.yaml")
 #: Sections a dataset may override with a sub-dict of the same name.
-OVERRIDABLE = ("augment", "diffusion", "model", "train", "sample", "segment")
+OVERRIDABLE = ("augment", "diffusion", "model", "train", "sample", "segment", "latent", "classify")
 
 
 def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
@@ -149,7 +149,7 @@ def validate_config(config: Mapping, schema_path: str | Path = SCHEMA_PATH) -> d
         if "url" in ds["source"] and "sha256" not in ds["source"]:
             raise InputError(f"config key datasets.{name}.source.sha256", "a url needs its sha256")
         for variant in config["variants"]:
-            check_cross_keys(resolve(config, name, variant, schema=schema), ds)
+            check_cross_keys(resolve(config, name, variant, schema=schema), ds, sorted(config["variants"]))
     guidance_weight(config["sample"])
     fractions = config["split"]["fractions"]
     if abs(sum(fractions.values()) - 1.0) > 1e-6:
@@ -157,7 +157,7 @@ def validate_config(config: Mapping, schema_path: str | Path = SCHEMA_PATH) -> d
     return config
 
 
-def check_cross_keys(resolved: Mapping, ds: Mapping) -> None:
+def check_cross_keys(resolved: Mapping, ds: Mapping, variants: Sequence[str] = ()) -> None:
     """Constraints between keys, checked before any job runs (each would otherwise fail deep
     inside one): the image size against the UNet's depth, the sampler's steps against the
     process's. ``ds``: the dataset's entry (to name the key that was set).
@@ -173,11 +173,72 @@ def check_cross_keys(resolved: Mapping, ds: Mapping) -> None:
         raise InputError(f"config key datasets.{name}.img_size",
                          f"{data['img_size']} is not a multiple of {factor}: the diffusion UNet's {levels} levels "
                          f"(model.channels) halve the image {levels - 1} time{'s' if levels > 2 else ''}")
+    if data.get("family") == "latent":
+        check_latent_keys(resolved, ds, variants)
     steps, total = resolved["sample"]["steps"], resolved["diffusion"]["num_steps"]
     if isinstance(steps, int) and steps > total:
         where = f"datasets.{name}.sample.steps" if "steps" in ds.get("sample", {}) else "sample.steps"
         raise InputError(f"config key {where}", f"{steps} sampling steps exceed the {total} steps of the "
                          f"process (diffusion.num_steps)")
+
+
+#: Parts of a Stable Diffusion folder (diffusers' layout) the latent family reads.
+STABLE_DIFFUSION_PARTS = ("model_index.json", "unet", "vae", "text_encoder", "tokenizer", "scheduler")
+
+
+def check_latent_keys(resolved: Mapping, ds: Mapping, variants: Sequence[str] = ()) -> None:
+    """The latent family's constraints: classify's variants among ``variants``; the real
+    segmenter (mask fidelity) among the segmentation sources; a pretrained folder that is there
+    (or a ``pretrained_url`` to fetch it from), else tiny components whose sizes fit: ``img_size``
+    a multiple of the autoencoder's and the UNet's downsampling together, and a ControlNet
+    embedding that downsamples the label map to the latent grid."""
+    name, data, lat, cls = resolved["dataset"], resolved["data"], resolved["latent"], resolved["classify"]
+    if variants:
+        unknown = [v for v in [*cls["variants"], cls["fraction_variant"]] if v not in variants]
+        if unknown:
+            raise InputError("config key classify.variants" if unknown[0] in cls["variants"] else
+                             "config key classify.fraction_variant",
+                             f"no variant named {unknown[0]!r} (variants: {', '.join(variants)})")
+    if "real" not in resolved["segment"]["sources"]:
+        raise InputError(f"config key datasets.{name}.segment.sources",
+                         "a latent dataset needs the real source: its segmenter measures the ControlNet's mask fidelity")
+    if lat["pretrained"]:
+        if resolved["diffusion"]["alpha_schedule"] != "scaled_linear":
+            raise InputError(f"config key datasets.{name}.diffusion.alpha_schedule",
+                             "a pretrained Stable Diffusion UNet was trained with scaled_linear; keep that schedule")
+        return
+    ae = len(lat["autoencoder"]["channels"]) - 1
+    factor = 2 ** (ae + len(lat["unet"]["channels"]) - 1)
+    if data["img_size"] % factor:
+        raise InputError(f"config key datasets.{name}.img_size",
+                         f"{data['img_size']} is not a multiple of {factor}: the autoencoder "
+                         f"(latent.autoencoder.channels) and the latent UNet (latent.unet.channels) halve it "
+                         f"{ae} and {len(lat['unet']['channels']) - 1} times")
+    if len(lat["controlnet"]["conditioning_channels"]) - 1 != ae:
+        raise InputError("config key latent.controlnet.conditioning_channels",
+                         f"needs {ae + 1} entries: the label map is {2 ** ae} times the latent grid "
+                         f"(latent.autoencoder.channels has {ae + 1} levels)")
+    if "class" not in lat["prompt"] and "{" in lat["prompt"]:
+        raise InputError("config key latent.prompt", "the only field a prompt template may use is {class}")
+
+
+def check_pretrained_folders(config: Mapping) -> None:
+    """Every latent dataset's ``latent.pretrained`` folder is a Stable Diffusion folder in diffusers'
+    layout, or ``latent.pretrained_url`` says where a rule fetches it from (checked by the workflow
+    when it loads, relative to its working directory)."""
+    for name, ds in config["datasets"].items():
+        if ds.get("family") != "latent":
+            continue
+        lat = resolve(config, name)["latent"]
+        if not lat["pretrained"] or lat["pretrained_url"]:
+            continue
+        folder = Path(lat["pretrained"])
+        missing = [p for p in STABLE_DIFFUSION_PARTS if not (folder / p).exists()]
+        if missing:
+            where = f"datasets.{name}.latent.pretrained" if "pretrained" in ds.get("latent", {}) else "latent.pretrained"
+            raise InputError(f"config key {where} ({folder})",
+                             f"no Stable Diffusion folder here (missing {', '.join(missing)}); put one in "
+                             f"diffusers' layout there, or set latent.pretrained_url to fetch it")
 
 
 def _deep_merge(base: Mapping, override: Mapping) -> dict:
@@ -195,7 +256,7 @@ def resolve(config: Mapping, dataset: str, variant: str | None = None, schema: M
 
     Returns a dict with keys ``seed``, ``device``, ``dataset`` (name), ``variant`` (name or None),
     ``data`` (the dataset entry), and the sections ``split``, ``augment``, ``diffusion``,
-    ``model``, ``train``, ``sample``, ``metrics``, ``segment``.
+    ``model``, ``train``, ``sample``, ``metrics``, ``segment``, ``latent``, ``classify``.
     """
     schema = schema or load_schema()
     if dataset not in config["datasets"]:
@@ -208,7 +269,8 @@ def resolve(config: Mapping, dataset: str, variant: str | None = None, schema: M
         "variant": variant,
         "data": {k: copy.deepcopy(v) for k, v in ds.items() if k not in OVERRIDABLE},
     }
-    for section in ("split", "augment", "diffusion", "model", "train", "sample", "metrics", "segment"):
+    for section in ("split", "augment", "diffusion", "model", "train", "sample", "metrics", "segment", "latent",
+                    "classify"):
         merged = _deep_merge(config[section], ds.get(section, {}))
         if section == "diffusion" and variant is not None:
             if variant not in config["variants"]:

@@ -1,13 +1,14 @@
 # Export stage: every trained model as a shareable folder (results/export/models/{d}/{v}/:
 # model.safetensors, depth.safetensors, config.json and a model card), loadable with safetensors
 # alone (sonodiff.contracts.model_folder). The card reports the model's metrics, so the folder
-# waits for compute_metrics.
+# waits for compute_metrics. A latent dataset exports its ControlNet (which holds the prompt
+# model, autoencoder and text encoder it runs on: the model of its sample set and metrics).
 
 
 rule export_model:
     input:
-        model=L("model"),
-        train_log=L("train_log"),
+        model=exported_model,
+        train_log=exported_train_log,
         info=L("dataset_info"),
         sector=L("dataset_sector"),
         metrics=L("metrics_record"),

@@ -1,10 +1,12 @@
 # Sampling per dataset and variant: a plan written once, scattered over sample.shards jobs (GPU),
-# gathered; and one reverse chain's snapshots for the report's fig. 3.
+# gathered; and one reverse chain's snapshots for the report's fig. 3. A latent dataset's set is
+# its ControlNet's (label map and prompt); its prompt-only sets are in latent.smk.
 
 
 rule plan_samples:
     input:
         labels=sample_labels,
+        classes=sample_classes,
     output:
         plan=L("sample_plan"),
     log:
@@ -23,7 +25,7 @@ rule plan_samples:
 
 rule sample_shard:
     input:
-        model=L("model"),
+        model=sampling_model,
         plan=L("sample_plan"),
         sector=L("dataset_sector"),
         labels=sample_labels,

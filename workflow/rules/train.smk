@@ -15,6 +15,8 @@ rule train_model:
     benchmark:
         benchmark_of("train_model", "{dataset}", "{variant}")
     retries: 2
+    wildcard_constraints:
+        dataset=one_of(PIXEL),
     conda:
         env("torch")
     threads: config["resources"]["threads"]

@@ -55,6 +55,13 @@ TEMPLATES = {
     "model_dir": "models/{dataset}/{variant}",
     "model": f"models/{{dataset}}/{{variant}}/{MODEL}",
     "train_log": f"models/{{dataset}}/{{variant}}/{TRAIN_LOG}",
+    # the latent family (Freiche et al.): its autoencoder (tiny configs), the ControlNet on each
+    # variant's prompt model, and the generator of classify.fraction of the train patients
+    "autoencoder": f"models/{{dataset}}/autoencoder/{MODEL}",
+    "controlnet_model": f"models/{{dataset}}/{{variant}}/controlnet/{MODEL}",
+    "controlnet_log": f"models/{{dataset}}/{{variant}}/controlnet/{TRAIN_LOG}",
+    "fraction_model": f"models/{{dataset}}/{{variant}}/fraction/{MODEL}",
+    "fraction_log": f"models/{{dataset}}/{{variant}}/fraction/{TRAIN_LOG}",
     # sample stage: the plan (every image with its seed and batch, read by every shard), the
     # shards, the gathered set, and one reverse chain's snapshots (Domínguez et al. fig. 3)
     "samples_dir": "samples/{dataset}/{variant}",
@@ -62,6 +69,11 @@ TEMPLATES = {
     "shard_manifest": f"samples/{{dataset}}/{{variant}}/{SHARDS}/{{shard}}/{MANIFEST}",
     "samples_manifest": f"samples/{{dataset}}/{{variant}}/{MANIFEST}",
     "snapshots": f"samples/{{dataset}}/{{variant}}/{SNAPSHOTS}",
+    # a latent model's prompt-only sets ({generator}: prompt, the variant's model; fraction, the
+    # fraction generator's), beside the variant's ControlNet set above
+    "prompt_plan": f"samples/{{dataset}}/{{variant}}/{{generator}}/{SAMPLE_PLAN}",
+    "prompt_shard_manifest": f"samples/{{dataset}}/{{variant}}/{{generator}}/{SHARDS}/{{shard}}/{MANIFEST}",
+    "prompt_samples_manifest": f"samples/{{dataset}}/{{variant}}/{{generator}}/{MANIFEST}",
     # metrics stage; tables are csv, md or tex
     "weights_status": f"metrics/{WEIGHTS_STATUS}",
     "real_fid_stats": f"metrics/{{dataset}}/{REAL_FID_STATS}",
@@ -75,6 +87,11 @@ TEMPLATES = {
     "segment_model": f"segment/{{dataset}}/{{source}}/{SEGMENT_MODEL}",
     "segment_predictions": f"segment/{{dataset}}/{{source}}/{PREDICTIONS}",
     "leakage_report": f"segment/{{dataset}}/{LEAKAGE_REPORT}",
+    # mask fidelity of a latent dataset's ControlNet set: the real segmenter's Dice vs its masks
+    "fidelity_record": "segment/{dataset}/fidelity_{variant}.json",
+    # classification check (latent datasets): one record and its per-image scores per source
+    "classify_record": "classify/{dataset}/{source}/record.json",
+    "classify_scores": "classify/{dataset}/{source}/scores.npz",
     # export stage: shareable model folders and nnU-Net v2 raw datasets (nnUNet_raw = nnunet_raw)
     "export_dir": "export/models/{dataset}/{variant}",
     "exported_weights": f"export/models/{{dataset}}/{{variant}}/{EXPORTED_WEIGHTS}",
