@@ -126,13 +126,13 @@ TRAIN_COUNTS = {"train": {"benign": 8, "malignant": 4, "normal": 3}, "val": {"be
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Three sources trained on the tiny data, scored on its test split and a 20 px external set."""
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("classify")
     dataset = make_busi(root / "data", TRAIN_COUNTS)
     external = make_busi(root / "external", {"test": {"benign": 5, "malignant": 5}}, size=20, seed=3,
                          name="tinyyap")
     samples = make_samples(root / "samples")
-    out, seconds = {}, {}
+    out = {}
     for source, manifests, seeds, fraction in (("real", [], [0, 1], None), ("real+synthetic_x", [samples], [0], None),
                                                ("synthetic_x", [samples], [0], 0.2)):
         folder = root / "classify" / source

@@ -115,8 +115,8 @@ def test_config_readme_lists_every_key(repo_root):
     assert schema_markdown() in readme, "regenerate with: python -m sonodiff.config"
 
 
-def test_augment_override_applies_to_that_dataset_only(default_config, repo_root):
-    cfg = copy.deepcopy(default_config)
+def test_augment_override_applies_to_that_dataset_only(segthy_config, repo_root):
+    cfg = copy.deepcopy(segthy_config)
     cfg["datasets"]["phantom_segthy"]["augment"] = {"copies": 0}
     cfg = validate_config(cfg)
     assert resolve(cfg, "phantom_segthy")["augment"]["copies"] == 0

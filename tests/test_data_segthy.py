@@ -137,11 +137,11 @@ def test_globs_and_patient_pattern_are_configurable(tmp_path):
     assert {u.key: u.patient_id for u in units} == {"1_V07_a": "V07", "2_V07_b": "V07", "3_V08_a": "V08"}
 
 
-def test_phantom_of_the_default_config_converts_with_volunteers_as_patients(default_config, tmp_path):
+def test_the_segthy_phantom_converts_with_volunteers_as_patients(segthy_config, tmp_path):
     from sonodiff.config import resolve
     from sonodiff.phantom import simulate_phantom
 
-    cfg = resolve(default_config, "phantom_segthy")
+    cfg = resolve(segthy_config, "phantom_segthy")
     cfg["data"]["source"]["simulate"].update(size=16, slices=3)
     simulate_phantom(cfg, tmp_path / "raw", progress=False)
     cfg["data"]["img_size"] = 16

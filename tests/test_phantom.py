@@ -314,8 +314,8 @@ def _cfg(default_config, dataset, **simulate):
     return cfg
 
 
-def test_simulate_phantom_from_config(default_config, tmp_path):
-    cfg = _cfg(default_config, "phantom_segthy", patients=3, size=16, slices=2)
+def test_simulate_phantom_from_config(segthy_config, tmp_path):
+    cfg = _cfg(segthy_config, "phantom_segthy", patients=3, size=16, slices=2)
     assert cfg["data"]["source"]["simulate"]["sweeps"] == 2
     out = simulate_phantom(cfg, tmp_path / "raw" / "phantom_segthy", progress=False)
     assert sorted(p.name for p in (out / "US_volunteer_dataset" / "ground_truth_data" / "US").iterdir()) == \

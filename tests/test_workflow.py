@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -154,7 +155,29 @@ def test_tiny_dag_runs_every_rule_both_model_kinds_and_every_table(dag_run):
 @pytest.mark.timeout(2700)  # the fixture's whole demo DAG runs inside this test's time
 def test_whole_dag_on_default_config(demo_run):
     """The user's demo (`make run`): its outputs, not its timing (benchmarks/bench_demo.py times it)."""
-    check_results(demo_run / "results", ROOT / "config" / "config.yaml")
+    config, _ = check_results(demo_run / "results", ROOT / "config" / "config.yaml")
+    check_latent_results(demo_run / "results", config)
+
+
+def check_latent_results(results, config):
+    """What the latent family leaves for each latent dataset: the classification table's rows, the
+    mask-fidelity records and figures, Freiche et al.'s figures 3-4, the ControlNet exports."""
+    from sonodiff.contracts.layout import Layout
+    from sonodiff.contracts.model_folder import load_model_folder
+
+    layout = Layout(str(results))
+    latent = [d for d, ds in config["datasets"].items() if ds.get("family") == "latent"]
+    assert latent, "the demo has a latent dataset"
+    table = pd.read_csv(layout("table", name="classification", fmt="csv")).to_csv()
+    for d in latent:
+        assert d in table
+        for v in config["variants"]:
+            record = json.loads(Path(layout("fidelity_record", dataset=d, variant=v)).read_text())
+            assert record["counts"]["images"] > 0 and record["dice"]["lesion"]["status"] == "ok"
+            assert Path(layout("figure", kind="mask_fidelity", name=f"{d}/{v}")).is_file()
+            assert load_model_folder(layout("export_dir", dataset=d, variant=v)).spec["kind"] == "controlnet"
+        for kind in ("latent_classes", "latent_masks"):
+            assert Path(layout("figure", kind=kind, name=d)).is_file()
 
 
 #: Jobs upstream of the metrics: none may re-run for an edit of a metrics key.

@@ -12,8 +12,10 @@ from __future__ import annotations
 import copy
 import math
 import re
+import string
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
 
 import jsonschema
 import yaml
@@ -182,6 +184,43 @@ def check_cross_keys(resolved: Mapping, ds: Mapping, variants: Sequence[str] = (
                          f"process (diffusion.num_steps)")
 
 
+_SOURCE = re.compile(r"^(?P<real>real)?(?:(?(real)\+)synthetic_(?P<variant>[A-Za-z0-9_.-]+))?$")
+
+
+@dataclass(frozen=True)
+class Source:
+    """A training source of the downstream checks (segmentation, classification): whether it uses
+    the real train split, and which variant's synthetic images."""
+
+    name: str
+    real: bool
+    variant: str | None
+
+    @property
+    def synthetic(self) -> bool:
+        return self.variant is not None
+
+    @property
+    def kind(self) -> str:
+        """``real``, ``real+synthetic`` or ``synthetic``."""
+        return "real+synthetic" if self.real and self.synthetic else ("real" if self.real else "synthetic")
+
+
+def parse_source(name: str, variants: Iterable[str] | None = None,
+                 where: str = "config key segment.sources") -> Source:
+    """Parse ``real``, ``synthetic_<variant>`` or ``real+synthetic_<variant>``.
+
+    ``variants`` (config ``variants``), when given, must contain the named variant.
+    """
+    m = _SOURCE.match(name or "")
+    if not name or m is None or not (m["real"] or m["variant"]):
+        raise InputError(where, f"{name!r} is not real, synthetic_<variant> or real+synthetic_<variant>")
+    variant = m["variant"]
+    if variant is not None and variants is not None and variant not in set(variants):
+        raise InputError(where, f"{name!r} names no configured variant {variant!r}")
+    return Source(name=name, real=bool(m["real"]), variant=variant)
+
+
 #: Parts of a Stable Diffusion folder (diffusers' layout) the latent family reads.
 STABLE_DIFFUSION_PARTS = ("model_index.json", "unet", "vae", "text_encoder", "tokenizer", "scheduler")
 
@@ -202,10 +241,17 @@ def check_latent_keys(resolved: Mapping, ds: Mapping, variants: Sequence[str] = 
     if "real" not in resolved["segment"]["sources"]:
         raise InputError(f"config key datasets.{name}.segment.sources",
                          "a latent dataset needs the real source: its segmenter measures the ControlNet's mask fidelity")
+    fields = {field for _, field, _, _ in string.Formatter().parse(lat["prompt"]) if field is not None}
+    if fields - {"class"}:
+        raise InputError("config key latent.prompt", f"the only field a prompt template may use is {{class}}, "
+                         f"not {sorted(fields - {'class'})}")
     if lat["pretrained"]:
         if resolved["diffusion"]["alpha_schedule"] != "scaled_linear":
             raise InputError(f"config key datasets.{name}.diffusion.alpha_schedule",
                              "a pretrained Stable Diffusion UNet was trained with scaled_linear; keep that schedule")
+        if resolved["diffusion"]["learn_sigma"]:
+            raise InputError(f"config key datasets.{name}.diffusion.learn_sigma",
+                             "a pretrained Stable Diffusion UNet predicts the noise only; set it to false")
         return
     ae = len(lat["autoencoder"]["channels"]) - 1
     factor = 2 ** (ae + len(lat["unet"]["channels"]) - 1)
@@ -218,8 +264,6 @@ def check_latent_keys(resolved: Mapping, ds: Mapping, variants: Sequence[str] = 
         raise InputError("config key latent.controlnet.conditioning_channels",
                          f"needs {ae + 1} entries: the label map is {2 ** ae} times the latent grid "
                          f"(latent.autoencoder.channels has {ae + 1} levels)")
-    if "class" not in lat["prompt"] and "{" in lat["prompt"]:
-        raise InputError("config key latent.prompt", "the only field a prompt template may use is {class}")
 
 
 def check_pretrained_folders(config: Mapping) -> None:

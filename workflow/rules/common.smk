@@ -93,6 +93,8 @@ PIXEL = [d for d in DATASETS if d not in LATENT]
 
 def is_latent(dataset):
     return dataset in LATENT
+
+
 #: The metrics stage's tables (Domínguez et al. tables 1-2 and the physics table).
 METRIC_TABLES = ["fid", "paired", "physics"]
 
@@ -149,8 +151,11 @@ def sample_labels(wildcards):
 def sampling_model(wildcards):
     """The model a dataset's and variant's sample set comes from: the ControlNet of a latent dataset
     (label map and prompt), else the variant's model."""
-    return L("controlnet_model" if is_latent(wildcards.dataset) else "model", dataset=wildcards.dataset,
-             variant=wildcards.variant)
+    return L(
+        "controlnet_model" if is_latent(wildcards.dataset) else "model",
+        dataset=wildcards.dataset,
+        variant=wildcards.variant,
+    )
 
 
 def sample_classes(wildcards):
@@ -246,8 +251,13 @@ def prompt_model(wildcards):
 def prompt_shard_manifests(wildcards):
     """The manifests of every shard of one prompt-only set."""
     return [
-        L("prompt_shard_manifest", dataset=wildcards.dataset, variant=wildcards.variant,
-          generator=wildcards.generator, shard=i)
+        L(
+            "prompt_shard_manifest",
+            dataset=wildcards.dataset,
+            variant=wildcards.variant,
+            generator=wildcards.generator,
+            shard=i,
+        )
         for i in range(sample_shard_count(wildcards))
     ]
 
@@ -268,9 +278,7 @@ def latent_targets():
 
 def prompt_sets_per_variant(wildcards):
     """The prompt-only samples manifest of {dataset} per variant, in VARIANTS order."""
-    return [
-        L("prompt_samples_manifest", dataset=wildcards.dataset, variant=v, generator="prompt") for v in VARIANTS
-    ]
+    return [L("prompt_samples_manifest", dataset=wildcards.dataset, variant=v, generator="prompt") for v in VARIANTS]
 
 
 def latent_check_targets():
@@ -322,4 +330,3 @@ def external_test_set():
 def classify_targets():
     """The classification table (when a latent dataset exists)."""
     return [L("table", name="classification", fmt=fmt) for fmt in TABLE_FORMATS] if LATENT else []
-

@@ -12,6 +12,7 @@ if config["latent"]["pretrained"] and config["latent"]["pretrained_url"]:
             folder=directory(config["latent"]["pretrained"]),
         log:
             log_of("fetch_stable_diffusion", "weights"),
+        localrule: True
         conda:
             env("torch")
         threads: 1
@@ -20,7 +21,6 @@ if config["latent"]["pretrained"] and config["latent"]["pretrained_url"]:
             runtime=config["resources"]["runtime"],
         params:
             repo=config["latent"]["pretrained_url"],
-        localrule: True
         script:
             "../scripts/fetch_stable_diffusion.py"
 
@@ -60,9 +60,9 @@ rule train_latent_model:
         log_of("train_latent_model", "{dataset}", "{variant}"),
     benchmark:
         benchmark_of("train_latent_model", "{dataset}", "{variant}")
-    retries: 2
     wildcard_constraints:
         dataset=one_of(LATENT),
+    retries: 2
     conda:
         env("torch")
     threads: config["resources"]["threads"]
@@ -88,9 +88,9 @@ rule train_fraction_model:
         log_of("train_fraction_model", "{dataset}", "{variant}"),
     benchmark:
         benchmark_of("train_fraction_model", "{dataset}", "{variant}")
-    retries: 2
     wildcard_constraints:
         dataset=one_of(LATENT),
+    retries: 2
     conda:
         env("torch")
     threads: config["resources"]["threads"]
@@ -116,9 +116,9 @@ rule train_controlnet:
         log_of("train_controlnet", "{dataset}", "{variant}"),
     benchmark:
         benchmark_of("train_controlnet", "{dataset}", "{variant}")
-    retries: 2
     wildcard_constraints:
         dataset=one_of(LATENT),
+    retries: 2
     conda:
         env("torch")
     threads: config["resources"]["threads"]

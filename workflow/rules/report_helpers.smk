@@ -1,7 +1,7 @@
 # Helpers of the report stage (workflow/rules/report.smk): categories, inputs, targets.
 
 #: Tables written by the metrics and segment stages, shown in the report as HTML pages.
-REPORT_TABLES = METRIC_TABLES + (["segmentation"] if LABELLED else [])
+REPORT_TABLES = METRIC_TABLES + (["segmentation"] if LABELLED else []) + (["classification"] if LATENT else [])
 CAT_PAPER = "1. Paper figures"
 CAT_SAMPLES = "2. Samples"
 CAT_TRAINING = "3. Training"

@@ -14,9 +14,9 @@ rule train_model:
         log_of("train_model", "{dataset}", "{variant}"),
     benchmark:
         benchmark_of("train_model", "{dataset}", "{variant}")
-    retries: 2
     wildcard_constraints:
         dataset=one_of(PIXEL),
+    retries: 2
     conda:
         env("torch")
     threads: config["resources"]["threads"]

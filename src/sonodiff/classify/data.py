@@ -22,7 +22,6 @@ A set is a :class:`ClassSet`: uint8 images (N, H, W), class ids, sample and pati
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -30,6 +29,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from sonodiff.config import Source
+from sonodiff.config import parse_source as parse_config_source
 from sonodiff.contracts.dataset import PreparedDataset
 from sonodiff.contracts.samples import read_samples
 from sonodiff.errors import InputError
@@ -38,36 +39,11 @@ from sonodiff.io import read_pngs
 CLASS_COLUMN = "class"
 PREPARED_COLUMNS = ("sample_id", "patient_id", "split", "image", CLASS_COLUMN)
 SAMPLE_COLUMNS = ("sample_id", "image", "patient_id", "split")
-REAL, MIXED, SYNTHETIC = "real", "real+synthetic", "synthetic"
-_SOURCE = re.compile(r"^(?:(?P<real>real)(?:\+synthetic_(?P<mixed>.+))?|synthetic_(?P<synthetic>.+))$")
-
-
-@dataclass(frozen=True)
-class Source:
-    """A training source: its name, kind (``real``, ``real+synthetic``, ``synthetic``), variant."""
-
-    name: str
-    kind: str
-    variant: str | None
-
-    @property
-    def real(self) -> bool:
-        return self.kind in (REAL, MIXED)
-
-    @property
-    def synthetic(self) -> bool:
-        return self.kind in (MIXED, SYNTHETIC)
 
 
 def parse_source(name: str) -> Source:
-    """``real``, ``real+synthetic_<variant>`` or ``synthetic_<variant>``."""
-    m = _SOURCE.match(name or "")
-    if m is None:
-        raise InputError("classification source", f"{name!r} is not real, real+synthetic_<variant> or "
-                                                  "synthetic_<variant>")
-    if m["synthetic"]:
-        return Source(name, SYNTHETIC, m["synthetic"])
-    return Source(name, MIXED, m["mixed"]) if m["mixed"] else Source(name, REAL, None)
+    """``real``, ``real+synthetic_<variant>`` or ``synthetic_<variant>`` (:func:`sonodiff.config.parse_source`)."""
+    return parse_config_source(name, where="classification source")
 
 
 @dataclass

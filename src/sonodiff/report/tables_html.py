@@ -27,6 +27,7 @@ TABLE_TITLES = {
     "paired": "Table 2: paired LPIPS, SSIM and PSNR against the real image of each label map",
     "physics": "Table 3: ultrasound-physics metrics (depth profile, speckle, per-label intensity, gCNR)",
     "segmentation": "Table 4: U-Net trained on real or synthetic images, Dice on the real test split",
+    "classification": "Table 5: ResNet trained on real, real + generated or generated images, AUC (Freiche et al.)",
 }
 
 TABLE_CSS = """

@@ -8,38 +8,12 @@ fails before any job runs. Also the sources exported as nnU-Net datasets and the
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import dataclass
 from typing import Iterable, Mapping
 
+from sonodiff.config import Source, parse_source
 from sonodiff.errors import InputError
 
-_SOURCE = re.compile(r"^(?P<real>real)?(?:(?(real)\+)synthetic_(?P<variant>[A-Za-z0-9_.-]+))?$")
-
-
-@dataclass(frozen=True)
-class Source:
-    """A parsed training source: whether it uses real images, and which variant's samples."""
-
-    name: str
-    real: bool
-    variant: str | None
-
-
-def parse_source(name: str, variants: Iterable[str] | None = None) -> Source:
-    """Parse ``real``, ``synthetic_<variant>`` or ``real+synthetic_<variant>``.
-
-    ``variants`` (config ``variants``), when given, must contain the named variant.
-    """
-    m = _SOURCE.match(name)
-    if not name or m is None or not (m["real"] or m["variant"]):
-        raise InputError("config key segment.sources",
-                         f"{name!r} is not real, synthetic_<variant> or real+synthetic_<variant>")
-    variant = m["variant"]
-    if variant is not None and variants is not None and variant not in set(variants):
-        raise InputError("config key segment.sources", f"{name!r} names no configured variant {variant!r}")
-    return Source(name=name, real=bool(m["real"]), variant=variant)
-
+__all__ = ["Source", "parse_source", "source_variants", "check_network", "nnunet_sources", "nnunet_ids"]
 
 def source_variants(sources: Iterable[str], variants: Iterable[str] | None = None) -> list[str]:
     """Variants whose samples the given sources need, sorted."""

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
