@@ -29,7 +29,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not demo"
 
 # The user's demo (the default config's whole DAG) run once and its outputs checked: what
-# `make run` does, in a scratch folder. CI runs it after `make test`.
+# `make run` does, in a scratch folder; and the latent family's DAG on the real BUSI cases of
+# tests/data. CI runs it after `make test`.
 test-demo: $(STAMP)
 	$(BIN)/python -m pytest -m demo
 

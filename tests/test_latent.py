@@ -4,12 +4,16 @@ and the exported folder. diffusers' schedulers are the oracle with B-maps off.""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from PIL import Image
 
+from sonodiff.config import check_pretrained_folders, validate_config
 from sonodiff.contracts.layout import TRAIN_LOG
 from sonodiff.contracts.manifest import read_manifest, write_manifest
 from sonodiff.contracts.model_file import load_model, read_model_file
@@ -25,7 +29,7 @@ from sonodiff.train.latent import (
     dataset_classes, fraction_rows, read_autoencoder, reconstruction_error, train_autoencoder, train_controlnet,
     train_latent,
 )
-from tiny_data import make_augmented, make_dataset, prepared, tiny_latent_config
+from tiny_data import ROOT, make_augmented, make_dataset, prepared, tiny_latent_config
 
 diffusers = pytest.importorskip("diffusers")
 
@@ -273,3 +277,77 @@ def test_an_exported_controlnet_reloads_and_samples_the_same_images(trained, tmp
     want = generate(original, labels, list(range(len(labels))), cfg, classes=classes)
     got = generate(exported, labels, list(range(len(labels))), cfg, classes=classes)
     assert torch.equal(want, got)
+
+
+# ---------------------------------------------------------------------------- a pretrained folder
+def _stable_diffusion_folder(folder):
+    """A Stable Diffusion folder in diffusers' layout, with tiny components (the real one's layout
+    and loading path; its weights are random)."""
+    cfg, spec = _spec(learn_sigma=False)
+    net = build_model(spec)
+    net.unet.save_pretrained(folder / "unet")
+    net.vae.save_pretrained(folder / "vae")
+    net.text_encoder.save_pretrained(folder / "text_encoder")
+    word_tokenizer(spec["prompts"]).save_pretrained(folder / "tokenizer")
+    diffusers.DDPMScheduler(beta_schedule="scaled_linear").save_pretrained(folder / "scheduler")
+    (folder / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline"}')
+    return net
+
+
+def test_a_pretrained_folder_is_fine_tuned_from_its_own_weights(tmp_path):
+    data = make_dataset(tmp_path / "data", n=9, classes=CLASSES)
+    pretrained = _stable_diffusion_folder(tmp_path / "sd")
+    cfg = tiny_latent_config("baseline", dataset={"latent": {"pretrained": str(tmp_path / "sd")}},
+                             diffusion={"alpha_schedule": "scaled_linear", "learn_sigma": False})
+    model = train_latent(cfg, prepared(data), tmp_path / "m" / "model.pt", progress=False)
+    loaded = read_model_file(model)
+    assert loaded["spec"]["prompt_ids"] == _spec(learn_sigma=False)[1]["prompt_ids"]  # the folder's tokenizer
+    state = loaded["state_dict"]
+    for name, value in pretrained.vae.state_dict().items():  # frozen: the folder's autoencoder as it was
+        assert torch.equal(state[f"vae.{name}"], value), name
+    for name, value in pretrained.text_encoder.state_dict().items():
+        assert torch.equal(state[f"text_encoder.{name}"], value), name
+    assert any(not torch.equal(state[f"unet.{name}"], value) for name, value in pretrained.unet.state_dict().items())
+
+
+def test_stable_diffusion_settings_are_checked_before_any_job(tmp_path):
+    with pytest.raises(InputError, match="scaled_linear"):
+        tiny_latent_config(dataset={"latent": {"pretrained": str(tmp_path / "sd")}})
+    with pytest.raises(InputError, match="learn_sigma"):
+        tiny_latent_config(dataset={"latent": {"pretrained": str(tmp_path / "sd")}},
+                           diffusion={"alpha_schedule": "scaled_linear"})
+    with pytest.raises(InputError, match=r"latent.prompt: the only field"):
+        tiny_latent_config(latent={"prompt": "an image of {organ}"})
+    raw = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    raw["datasets"] = {"tiny": {"format": "busi", "family": "latent", "source": {"path": "x"},
+                                "labels": {"background": 0, "lesion": 1},
+                                "latent": {"pretrained": str(tmp_path / "sd")}}}
+    raw["diffusion"].update(alpha_schedule="scaled_linear", learn_sigma=False)
+    config = validate_config(raw)
+    with pytest.raises(InputError, match=r"datasets.tiny.latent.pretrained .*sd\): no Stable Diffusion folder"):
+        check_pretrained_folders(config)
+    _stable_diffusion_folder(tmp_path / "sd")
+    check_pretrained_folders(config)
+
+
+def test_fetching_stable_diffusion_writes_a_whole_folder_or_none(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    from sonodiff.train.latent import fetch_stable_diffusion
+
+    def download(repo, local_dir, allow_patterns):
+        assert "unet/diffusion_pytorch_model.safetensors" in allow_patterns
+        _stable_diffusion_folder(Path(local_dir))
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", download)
+    folder = fetch_stable_diffusion("someone/sd", tmp_path / "weights" / "sd")
+    assert (folder / "unet" / "config.json").is_file()
+
+    def offline(repo, local_dir, allow_patterns):
+        (Path(local_dir) / "unet").mkdir()
+        raise OSError("no connection")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    with pytest.raises(InputError, match=r"latent.pretrained_url \(someone/other\): download failed"):
+        fetch_stable_diffusion("someone/other", tmp_path / "weights" / "other")
+    assert sorted(p.name for p in (tmp_path / "weights").iterdir()) == ["sd"]  # nothing half-written

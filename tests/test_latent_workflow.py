@@ -3,7 +3,9 @@ tests/data/busi: the BUSI converter, the autoencoder, the prompt models (baselin
 ControlNets, the fraction generator, the prompt-only and mask-conditioned sample sets, the
 classification check and its table, mask fidelity and figures 3-4.
 
-One test (one pytest-xdist unit: the DAG runs once, beside the pixel models' DAG tests)."""
+One test, run with the demo's (``make test-demo``, which CI runs after ``make test``): its ~30
+jobs, each importing torch, diffusers and transformers, would take ``make test`` past its 10
+minutes; the unit tests of the latent family (tests/test_latent.py) stay there."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 from PIL import Image
 
@@ -35,6 +38,9 @@ TINY_BUSI = {
 }
 
 
+@pytest.mark.slow
+@pytest.mark.demo
+@pytest.mark.timeout(1800)
 def test_the_latent_dag_runs_on_real_busi_cases(tmp_path):
     config = yaml.safe_load(TEST_CONFIG.read_text())
     config["datasets"] = {"tiny_busi": TINY_BUSI}
