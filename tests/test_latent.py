@@ -185,16 +185,21 @@ def test_with_bmaps_off_the_latent_process_is_diffusers_ddpm_and_ddim(trained):
 
 
 # ---------------------------------------------------------------------------- training
-def test_the_autoencoder_reconstructs_and_scales_its_latents_to_unit_variance(trained):
+def test_the_autoencoder_reconstructs_and_standardises_its_latents_per_channel(trained):
     config, _ = read_autoencoder(trained["ae"])
     dataset = prepared(trained["data"])
     images = torch.from_numpy(dataset.images(dataset.rows("train")))[:, None]
     err = reconstruction_error(trained["ae"], images)
     assert err < 0.5  # [-1, 1] units; an untrained decoder is off by about 1
     loaded = load_model(trained["baseline"])
+    assert loaded.model.vae.config.latents_mean == config["latents_mean"]
     z = loaded.model.encode(images.float() / 127.5 - 1)
-    assert config["scaling_factor"] == loaded.model.scaling_factor
-    assert 0.5 < float(z.std()) < 2.0
+    assert torch.allclose(z.mean(dim=(0, 2, 3)), torch.zeros(4), atol=1e-4)
+    assert torch.allclose(z.std(dim=(0, 2, 3)), torch.ones(4), atol=1e-3)
+    x = images.float() / 127.5 - 1  # decode inverts the standardisation: D(z s + m) = D(mean E(x))
+    vae = loaded.model.vae
+    assert torch.allclose(loaded.model.decode(z), vae.decode(vae.encode(x).latent_dist.mean).sample.clamp(-1, 1),
+                          atol=1e-5)
 
 
 def test_the_unet_and_autoencoder_stay_frozen_while_the_controlnet_trains(trained):
@@ -351,3 +356,23 @@ def test_fetching_stable_diffusion_writes_a_whole_folder_or_none(tmp_path, monke
     with pytest.raises(InputError, match=r"latent.pretrained_url \(someone/other\): download failed"):
         fetch_stable_diffusion("someone/other", tmp_path / "weights" / "other")
     assert sorted(p.name for p in (tmp_path / "weights").iterdir()) == ["sd"]  # nothing half-written
+
+
+def test_a_latent_chain_clips_x0_to_latent_clip_standard_deviations(trained):
+    from sonodiff.sample.generate import clip_setting
+
+    latent = load_model(trained["bmaps"])
+    scfg = tiny_latent_config()["sample"]
+    assert scfg["latent_clip"] == 3.0 and clip_setting(latent, scfg) == 3.0
+    assert clip_setting(latent, {**scfg, "latent_clip": None}) is False
+    assert clip_setting(latent, {**scfg, "clip_x0": False}) is False
+    process = latent.diffusion
+    g = torch.Generator().manual_seed(0)
+    x_t = 5 * torch.randn(2, 4, 8, 8, generator=g)
+    out = torch.randn(2, 8, 8, 8, generator=g) * 20
+    t = process.num_steps - 1
+    free = process.p_mean_variance(out, x_t, t, clip_x0=False).pred_x0
+    three = process.p_mean_variance(out, x_t, t, clip_x0=3.0).pred_x0
+    one = process.p_mean_variance(out, x_t, t, clip_x0=True).pred_x0
+    assert free.abs().max() > 3 and three.abs().max() == 3.0 and one.abs().max() == 1.0
+    assert torch.equal(three, free.clamp(-3, 3))

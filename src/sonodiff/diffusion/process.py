@@ -49,6 +49,7 @@ Public surface::
     .bmap(t) / .bbar(t) -> (H, W) float64 maps of B_t and Bbar_t
     .prior_bpd(x0) -> (B,)
     .to(device) -> self
+``clip_x0``: True clips the predicted x_0 to [-1, 1], a number c to [-c, c], False not at all.
 t is a (B,) long tensor of step indices of this process (0..num_steps-1) or an int; data are
 (B, C, H, W) with (H, W) the depth map's size. Bad settings raise ``InputError`` naming the
 config key (diffusion.b_min, ...), including a b_min so small that alphabar'_T(p) < e^-150.
@@ -407,14 +408,15 @@ class BMapDiffusion:
         model_output: torch.Tensor,
         x_t: torch.Tensor,
         t: int | torch.Tensor,
-        clip_x0: bool = True,
+        clip_x0: bool | float = True,
         coefs: Coefficients | None = None,
     ) -> MeanVariance:
         """p(x_{t-1} | x_t) = N(mu, Sigma) from the model's output.
 
         Sigma: learned range (Nichol & Dhariwal eq. 15, per pixel)
         log Sigma = f log beta'_t + (1 - f) log betatilde'_t, f = (v + 1) / 2, or fixed.
-        mu: the posterior mean at the predicted x_0 (clipped to [-1, 1] if ``clip_x0``).
+        mu: the posterior mean at the predicted x_0, clipped to [-1, 1] if ``clip_x0`` is True
+        (to [-c, c] if it is a number c: a latent model's standardised latents).
         """
         t = self._as_t(t, x_t)
         c = coefs if coefs is not None else self.coefficients(t, x_t)
@@ -429,7 +431,7 @@ class BMapDiffusion:
             log_var = torch.where(first, c.posterior_log_variance_clipped, c.log_beta).expand_as(x_t)
         pred_x0 = self.predict_x0_from_eps(x_t, t, eps, c)
         if clip_x0:
-            pred_x0 = pred_x0.clamp(-1, 1)
+            pred_x0 = pred_x0.clamp(-clip_bound(clip_x0), clip_bound(clip_x0))
         mean, _, _ = self.q_posterior_mean_variance(pred_x0, x_t, t, c)
         return MeanVariance(mean, torch.exp(log_var), log_var, pred_x0, eps)
 
@@ -439,7 +441,7 @@ class BMapDiffusion:
         t_index: int,
         x_t: torch.Tensor,
         noise: torch.Tensor | None = None,
-        clip_x0: bool = True,
+        clip_x0: bool | float = True,
     ) -> StepOutput:
         """One ancestral step x_t -> x_{t-1} ~ p(x_{t-1} | x_t) (Ho et al. Algorithm 2)."""
         # 1. eps, Sigma and x_0 from the model output (Ho et al. eq. 15; Nichol & Dhariwal eq. 15)
@@ -460,7 +462,7 @@ class BMapDiffusion:
         x_t: torch.Tensor,
         eta: float = 0.0,
         noise: torch.Tensor | None = None,
-        clip_x0: bool = True,
+        clip_x0: bool | float = True,
     ) -> StepOutput:
         """One DDIM step (Song et al. 2021, eq. 12) with per-pixel alphabar'."""
         if not 0.0 <= eta <= 1.0:
@@ -472,7 +474,7 @@ class BMapDiffusion:
         pred_x0 = self.predict_x0_from_eps(x_t, t, eps, c)
         if clip_x0:
             # 2. clip x_0 and re-derive eps from it (as improved DDPM / GLIDE do)
-            pred_x0 = pred_x0.clamp(-1, 1)
+            pred_x0 = pred_x0.clamp(-clip_bound(clip_x0), clip_bound(clip_x0))
             eps = self.predict_eps_from_x0(x_t, t, pred_x0, c)
         # 3. sigma_t(eta)^2 = eta^2 (1 - alphabar'_{t-1}) / (1 - alphabar'_t)
         #                   (1 - alphabar'_t / alphabar'_{t-1}) = eta^2 betatilde'_t   (eq. 16)
@@ -542,6 +544,11 @@ class BMapDiffusion:
         mean, _, log_var = self.q_mean_variance(x0, self.num_steps - 1)
         kl = normal_kl(mean, log_var, torch.zeros_like(mean), torch.zeros_like(log_var))
         return mean_flat(kl) / math.log(2.0)
+
+
+def clip_bound(clip_x0: bool | float) -> float:
+    """The bound c of x_0's clipping to [-c, c]: 1 (the data range) for True, else the number."""
+    return 1.0 if clip_x0 is True else float(clip_x0)
 
 
 def _check_depth(depth: torch.Tensor | np.ndarray | None) -> torch.Tensor:

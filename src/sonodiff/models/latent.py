@@ -4,8 +4,11 @@ fine-tune them on BUSI. Built from diffusers (``AutoencoderKL``, ``UNet2DConditi
 ``ControlNetModel``) and transformers (``CLIPTextModel``, ``CLIPTokenizer``).
 
 Latents. ``z = s E(x)`` with ``E(x)`` the mean of the autoencoder's posterior and ``s`` its
-``scaling_factor`` (Stable Diffusion's 0.18215; for an autoencoder trained here ``1 / std(E(x))``
-over the training images, Rombach et al. sec. 4.3.2); ``x = D(z / s)``. Grey images enter a
+``scaling_factor`` (Stable Diffusion's 0.18215, Rombach et al. sec. 4.3.2); ``x = D(z / s)``. An
+autoencoder trained here standardises each latent channel c instead, ``z_c = (E(x)_c - m_c) / s_c``
+with m_c, s_c the channel's mean and std over the training images (its config's
+``latents_mean`` and ``latents_std``, as diffusers names them), so z_0 matches the N(0, I) prior
+of x_T in mean as well as spread; ``x = D(z s + m)``. Grey images enter a
 3-channel (pretrained) autoencoder as three equal channels and leave it as their mean.
 
 Text. The class c of an image names its prompt, ``prompt_c = template.format(class=c)``; the
@@ -42,14 +45,16 @@ PRETRAINED_PARTS = ("unet", "vae", "text_encoder", "tokenizer")
 
 
 def plain(config: Mapping[str, Any]) -> dict:
-    """A diffusers / transformers config as plain JSON-able values (no FrozenDict, tuples as lists)."""
+    """A diffusers / transformers config as plain JSON-able values (no FrozenDict, tuples as lists),
+    without diffusers' ``_use_default_values`` (which would make ``from_config`` drop the values of
+    the keys it lists, e.g. the latent statistics set after training)."""
     def convert(value: Any) -> Any:
         if isinstance(value, Mapping):
             return {str(k): convert(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return [convert(v) for v in value]
         return value
-    return convert(dict(config))
+    return convert({k: v for k, v in dict(config).items() if k != "_use_default_values"})
 
 
 def word_tokenizer(prompts: Sequence[str]):
@@ -154,22 +159,34 @@ class LatentDiffusionUNet(nn.Module):
         self.text_encoder.requires_grad_(False)
 
     # ------------------------------------------------------------------ latents
-    @property
-    def scaling_factor(self) -> float:
-        return float(self.vae.config.scaling_factor)
+    def latent_statistics(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(m, s) broadcast over (B, C, h, w): the channel means and stds of the autoencoder's
+        config when it has both, else (0, 1 / scaling_factor)."""
+        cfg = self.vae.config
+        mean, std = getattr(cfg, "latents_mean", None), getattr(cfg, "latents_std", None)
+        if mean is None or std is None:
+            return torch.zeros((), dtype=like.dtype, device=like.device), \
+                torch.tensor(1.0 / float(cfg.scaling_factor), dtype=like.dtype, device=like.device)
+        shape = (1, -1, 1, 1)
+        return (torch.tensor(mean, dtype=like.dtype, device=like.device).view(shape),
+                torch.tensor(std, dtype=like.dtype, device=like.device).view(shape))
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """``z = s mean(E(x))`` of images (B, C, H, W) in [-1, 1]."""
+        """``z = (mean(E(x)) - m) / s`` of images (B, C, H, W) in [-1, 1] (module docstring)."""
         x = images.to(self.vae.dtype)
         if self.vae.config.in_channels != x.shape[1]:
             x = x.expand(-1, self.vae.config.in_channels, -1, -1)
-        return self.vae.encode(x).latent_dist.mean * self.scaling_factor
+        mu = self.vae.encode(x).latent_dist.mean
+        mean, std = self.latent_statistics(mu)
+        return (mu - mean) / std
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """``x = clip(D(z / s), -1, 1)`` with the image's channels (the mean of a 3-channel decoder's)."""
-        x = self.vae.decode(latents.to(self.vae.dtype) / self.scaling_factor).sample
+        """``x = clip(D(z s + m), -1, 1)`` with the image's channels (the mean of a 3-channel decoder's)."""
+        z = latents.to(self.vae.dtype)
+        mean, std = self.latent_statistics(z)
+        x = self.vae.decode(z * std + mean).sample
         if x.shape[1] != self.image_channels:
             x = x.mean(dim=1, keepdim=True)
         return x.clamp(-1.0, 1.0).float()
@@ -279,7 +296,7 @@ def latent_spec(cfg: Mapping[str, Any], classes: Sequence[str], image_channels: 
     With ``latent.pretrained`` (a Stable Diffusion folder) the component configs and the tokenizer
     are the folder's; otherwise the tiny components of ``latent.autoencoder``, ``.unet`` and
     ``.text_encoder`` over a :func:`word_tokenizer` of the prompts. ``vae``: the config of the
-    autoencoder trained for it (with its ``scaling_factor``), in place of the one the config builds. The UNet predicts ``2C``
+    autoencoder trained for it (with its latent statistics), in place of the one the config builds. The UNet predicts ``2C``
     channels with learned variance (``diffusion.learn_sigma``), else ``C`` (a pretrained one: C).
     """
     lat = cfg["latent"]

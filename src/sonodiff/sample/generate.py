@@ -6,7 +6,8 @@ or SDM's ``sample.guidance_scale_sdm`` s = w + 1; w = 0 evaluates the conditiona
 the sampler ``sample.sampler`` over ``sample.steps`` respaced steps
 (:mod:`sonodiff.diffusion.sampling`); with ``sample.mask_sector`` the pixels outside the
 dataset's sector mask M (``sector.png``) are set to the data's black, ``x_0 <- -1`` where M = 0
-(the real images are masked, so their outside is a constant the network need not learn); images
+(the real images are masked, so their outside is a constant the network need not learn); a latent
+model's chain clips its x_0 to ``sample.latent_clip`` instead of [-1, 1] (:func:`clip_setting`); images
 are ``u = round((x_0 + 1) 127.5)`` (:func:`sonodiff.io.to_uint8`), 0 outside the sector.
 """
 
@@ -72,6 +73,18 @@ def read_label_maps(paths: Sequence[str], loaded: LoadedModel) -> torch.Tensor:
     return labels
 
 
+def clip_setting(loaded: LoadedModel, scfg: Mapping[str, Any]) -> bool | float:
+    """How the sampler clips the predicted x_0 (``sample.clip_x0``): to the data range [-1, 1], or,
+    for a latent model, to ±``sample.latent_clip`` standard deviations of its standardised latents
+    (null: not at all, as diffusers' Stable Diffusion pipelines)."""
+    if not scfg["clip_x0"]:
+        return False
+    if not loaded.latent:
+        return True
+    bound = scfg.get("latent_clip")
+    return False if bound is None else float(bound)
+
+
 def prompt_classes(loaded: LoadedModel, jobs, where: str | Path) -> torch.Tensor | None:
     """The class ids of plan rows ``jobs`` (their ``class`` column) for a latent model, else None."""
     if loaded.classes is None:
@@ -129,7 +142,7 @@ def generate(loaded: LoadedModel, labels: torch.Tensor | None, seeds: Sequence[i
     model_fn = guided_fn(loaded, cond, guidance_weight(scfg), amp)
     generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
     x0 = sample_loop(process, model_fn, (len(seeds), *loaded.image_shape), generators, sampler=sampler,
-                     eta=float(scfg["eta"]), clip_x0=bool(scfg["clip_x0"]) and not loaded.latent, progress=progress)
+                     eta=float(scfg["eta"]), clip_x0=clip_setting(loaded, scfg), progress=progress)
     if loaded.latent:
         x0 = loaded.model.decode(x0)
     return to_uint8(apply_sector(x0, sector)).cpu()

@@ -27,7 +27,7 @@ from sonodiff.contracts.samples import FINAL_STEP, write_snapshots
 from sonodiff.device import resolve_device
 from sonodiff.diffusion.sampling import sample_loop
 from sonodiff.models import LABEL_KINDS
-from sonodiff.sample.generate import apply_sector, configured_mask, configured_process, guided_fn
+from sonodiff.sample.generate import apply_sector, clip_setting, configured_mask, configured_process, guided_fn
 
 
 def reverse_chain(loaded: LoadedModel, labels: np.ndarray | None, num_snapshots: int, seed: int,
@@ -50,7 +50,7 @@ def reverse_chain(loaded: LoadedModel, labels: np.ndarray | None, num_snapshots:
     noise = torch.randn((1, *loaded.image_shape), generator=torch.Generator().manual_seed(int(seed)))
     x0, snaps = sample_loop(process, model_fn, noise, [torch.Generator().manual_seed(int(seed) + 1)],
                             sampler=sampler, eta=float(scfg["eta"]),
-                            clip_x0=bool(scfg["clip_x0"]) and not loaded.latent,
+                            clip_x0=clip_setting(loaded, scfg),
                             progress=progress, snapshot_every=every)
     keep = [snaps[i] for i in sorted({int(round(v)) for v in np.linspace(0, len(snaps) - 1, num_snapshots - 1)})]
     steps = [s.step for s in keep] + [FINAL_STEP]

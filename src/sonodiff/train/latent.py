@@ -7,10 +7,11 @@ Three jobs, each a file the next reads:
 
        L = |x - D(z)|_1 + w_KL KL(q(z|x) || N(0, I)),   z ~ q(z|x) = N(mu(x), sigma(x)^2)
 
-   (Rombach et al. 2022, sec. 3, with w_KL = ``latent.autoencoder.kl_weight``), then
-   ``scaling_factor = 1 / std(mu(x))`` over the train images so the latents have unit variance;
+   (Rombach et al. 2022, sec. 3, with w_KL = ``latent.autoencoder.kl_weight``), then each latent
+   channel's mean and std over the train images (``latents_mean``, ``latents_std``) so that the
+   latents are standardised per channel (:mod:`sonodiff.models.latent`);
    written as a model file of kind ``autoencoder`` (not resumable: it takes seconds).
-2. :func:`train_latent`: the prompt-conditioned UNet on ``z_0 = s mu(x)`` with the B-map
+2. :func:`train_latent`: the prompt-conditioned UNet on the standardised latents z_0 with the B-map
    process over :func:`~sonodiff.diffusion.depth.latent_depth` of the dataset's depth map, by
    the pixel models' training loop (:func:`sonodiff.train.loop.train`: resumable, EMA, caption
    dropout at ``train.drop_rate``). ``fraction`` trains it on that fraction of the train
@@ -95,7 +96,7 @@ def train_rows(dataset: PreparedDataset, fraction: float | None, seed: int) -> p
 @torch.no_grad()
 def encode_rows(model: torch.nn.Module, dataset: PreparedDataset, rows: pd.DataFrame, classes: Sequence[str],
                 device: torch.device, with_labels: bool, batch_size: int = 32) -> TrainingSet:
-    """The latents ``z_0 = s mu(x)`` of ``rows``' images (encoded once, on ``device``), with their
+    """The latents z_0 of ``rows``' images (encoded once, on ``device``), with their
     class ids and, ``with_labels``, their label maps: the training set of a latent model."""
     if with_labels:
         images, maps = dataset.pairs(rows)
@@ -141,7 +142,7 @@ def fetch_stable_diffusion(repo: str, folder: str | Path) -> Path:
 
 # ---------------------------------------------------------------------------- 1. autoencoder
 def read_autoencoder(path: str | Path) -> tuple[dict, dict]:
-    """The ``vae`` config (with its ``scaling_factor``) and weights of an autoencoder model file."""
+    """The ``vae`` config (with its latent statistics) and weights of an autoencoder model file."""
     payload = read_model_file(path)
     if payload["spec"].get("kind") != AUTOENCODER_KIND:
         raise InputError(path, f"not an autoencoder model file (kind {payload['spec'].get('kind')!r})")
@@ -180,9 +181,10 @@ def train_autoencoder(cfg: Mapping[str, Any], dataset: PreparedDataset, model_ou
     with torch.no_grad():
         means = torch.cat([vae.encode(to_model_range(data.images[i:i + 32]).to(device)).latent_dist.mean.cpu()
                            for i in range(0, len(data), 32)])
-    config = {**plain(vae.config), "scaling_factor": float(1.0 / means.std().clamp_min(1e-6))}
+    config = {**plain(vae.config), "latents_mean": means.mean(dim=(0, 2, 3)).tolist(),
+              "latents_std": means.std(dim=(0, 2, 3)).clamp_min(1e-6).tolist()}
     spec = {"kind": AUTOENCODER_KIND, "vae": config}
-    log.info("autoencoder: scaling factor %.4f", config["scaling_factor"])
+    log.info("autoencoder: latent channel means %s, stds %s", config["latents_mean"], config["latents_std"])
     return write_model_file(model_out, vae.state_dict(), spec, cfg, int(ae["steps"]), dataset.depth_map())
 
 
