@@ -225,6 +225,11 @@ def parse_source(name: str, variants: Iterable[str] | None = None,
 STABLE_DIFFUSION_PARTS = ("model_index.json", "unet", "vae", "text_encoder", "tokenizer", "scheduler")
 
 
+def missing_stable_diffusion_parts(folder: str | Path) -> list[str]:
+    """The :data:`STABLE_DIFFUSION_PARTS` that ``folder`` lacks."""
+    return [p for p in STABLE_DIFFUSION_PARTS if not (Path(folder) / p).exists()]
+
+
 def check_latent_keys(resolved: Mapping, ds: Mapping, variants: Sequence[str] = ()) -> None:
     """The latent family's constraints: classify's variants among ``variants``; the real
     segmenter (mask fidelity) among the segmentation sources; a pretrained folder that is there
@@ -277,7 +282,7 @@ def check_pretrained_folders(config: Mapping) -> None:
         if not lat["pretrained"] or lat["pretrained_url"]:
             continue
         folder = Path(lat["pretrained"])
-        missing = [p for p in STABLE_DIFFUSION_PARTS if not (folder / p).exists()]
+        missing = missing_stable_diffusion_parts(folder)
         if missing:
             where = f"datasets.{name}.latent.pretrained" if "pretrained" in ds.get("latent", {}) else "latent.pretrained"
             raise InputError(f"config key {where} ({folder})",

@@ -222,10 +222,18 @@ def export_targets():
 GENERATORS = "prompt|fraction"
 
 
-def latent_settings(dataset):
-    """The resolved latent and classify sections of a latent dataset."""
+def _latent_sections(dataset):
     resolved = resolve(config, dataset)
     return resolved["latent"], resolved["classify"]
+
+
+#: The resolved latent and classify sections of each latent dataset, resolved once.
+LATENT_SETTINGS = {d: _latent_sections(d) for d in LATENT}
+
+
+def latent_settings(dataset):
+    """The resolved latent and classify sections of a latent dataset."""
+    return LATENT_SETTINGS[dataset]
 
 
 def latent_components(wildcards):

@@ -30,19 +30,16 @@ from typing import Mapping
 
 import numpy as np
 
-from sonodiff.contracts.records import read_record
+from sonodiff.contracts.records import read_record, write_record
 from sonodiff.errors import InputError
-from sonodiff.io import atomic_path, write_json
+from sonodiff.io import atomic_path
 
 RECORD_KEYS = ("dataset", "source", "kind", "classes", "seeds", "test_sets")
 SCORE_FIELDS = ("scores", "scores_by_seed", "labels", "sample_id", "patient_id")
 
 
 def write_classification_record(path: str | Path, record: Mapping) -> None:
-    missing = [k for k in RECORD_KEYS if k not in record]
-    if missing:
-        raise ValueError(f"classification record lacks {missing}")
-    write_json(path, dict(record))
+    write_record(path, record, RECORD_KEYS, "classification record")
 
 
 def read_classification_record(path: str | Path) -> dict:

@@ -33,18 +33,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-from sonodiff.contracts.records import read_record
-from sonodiff.io import write_json
+from sonodiff.contracts.records import read_record, write_record
 
 RECORD_KEYS = ("dataset", "variant", "structures", "counts", "dice", "empty_masks", "per_image")
 
 
 def write_fidelity_record(path: str | Path, record: Mapping) -> None:
     """Write the record atomically (NaN as null); a record without :data:`RECORD_KEYS` is refused."""
-    missing = [k for k in RECORD_KEYS if k not in record]
-    if missing:
-        raise ValueError(f"mask-fidelity record lacks {missing}")
-    write_json(path, dict(record))
+    write_record(path, record, RECORD_KEYS, "mask-fidelity record")
 
 
 def read_fidelity_record(path: str | Path) -> dict:

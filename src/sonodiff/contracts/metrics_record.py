@@ -21,7 +21,7 @@ from typing import Mapping
 
 import numpy as np
 
-from sonodiff.contracts.records import read_record
+from sonodiff.contracts.records import read_record, write_record
 from sonodiff.errors import InputError
 from sonodiff.io import atomic_path, read_json, write_json
 
@@ -29,15 +29,8 @@ RECORD_KEYS = ("dataset", "variant", "counts", "fid", "kid", "paired", "physics"
 DIFFERENCES_KEYS = ("dataset", "reference", "sign", "counts", "variants")
 
 
-def _write_record(path: str | Path, record: Mapping, keys: tuple[str, ...], what: str) -> None:
-    missing = [k for k in keys if k not in record]
-    if missing:
-        raise ValueError(f"{what} lacks {missing}")
-    write_json(path, dict(record))
-
-
 def write_metrics_record(path: str | Path, record: Mapping) -> None:
-    _write_record(path, record, RECORD_KEYS, "metrics record")
+    write_record(path, record, RECORD_KEYS, "metrics record")
 
 
 def read_metrics_record(path: str | Path) -> dict:
@@ -45,7 +38,7 @@ def read_metrics_record(path: str | Path) -> dict:
 
 
 def write_differences(path: str | Path, record: Mapping) -> None:
-    _write_record(path, record, DIFFERENCES_KEYS, "differences record")
+    write_record(path, record, DIFFERENCES_KEYS, "differences record")
 
 
 def read_differences(path: str | Path) -> dict:

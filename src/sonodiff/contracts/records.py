@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from sonodiff.errors import InputError
-from sonodiff.io import read_json
+from sonodiff.io import read_json, write_json
+
+
+def write_record(path: str | Path, record: Mapping, required: Iterable[str], what: str) -> None:
+    """Write ``record`` as JSON atomically (NaN as null); one without a ``required`` key is refused."""
+    missing = [k for k in required if k not in record]
+    if missing:
+        raise ValueError(f"{what} lacks {missing}")
+    write_json(path, dict(record))
 
 
 def read_record(path: str | Path, required: Iterable[str], what: str) -> dict:

@@ -355,6 +355,16 @@ def load_pretrained_weights(model: LatentDiffusionUNet, folder: str | Path) -> N
         CLIPTextModel.from_pretrained(folder / "text_encoder", local_files_only=True).state_dict())
 
 
+def class_indices(classes: Sequence[str], names: Sequence[Any], where: str | Path) -> torch.Tensor:
+    """The index in a model's ``classes`` (its prompts) of each class name; a name it does not know
+    is an error naming ``where``."""
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = sorted({str(n) for n in names} - set(index))
+    if unknown:
+        raise InputError(where, f"classes {unknown} are not among the model's {list(classes)}")
+    return torch.tensor([index[str(n)] for n in names], dtype=torch.long)
+
+
 def cat_conditions(a: Any, b: Any) -> Any:
     """Two conditions of one network as one batch (tensors concatenated; dicts key by key)."""
     if isinstance(a, dict):
@@ -362,11 +372,6 @@ def cat_conditions(a: Any, b: Any) -> Any:
     return torch.cat([a, b])
 
 
-def count_parameters(module: nn.Module, trainable: bool | None = None) -> int:
-    """Parameters of ``module`` (only the trainable or frozen ones when ``trainable`` says)."""
-    return sum(p.numel() for p in module.parameters() if trainable is None or p.requires_grad == trainable)
-
-
 __all__ = ["LatentDiffusionUNet", "ControlledLatentUNet", "word_tokenizer", "prompt_token_ids", "plain",
            "tiny_vae_config", "tiny_unet_config", "tiny_text_config", "pretrained_configs", "controlnet_config",
-           "cat_conditions", "count_parameters"]
+           "cat_conditions", "class_indices"]

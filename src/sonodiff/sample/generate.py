@@ -30,6 +30,7 @@ from sonodiff.diffusion.sampling import Sampler, get_sampler, sample_loop
 from sonodiff.errors import InputError
 from sonodiff.io import read_pngs, to_uint8
 from sonodiff.models import cat_conditions
+from sonodiff.models.latent import class_indices
 
 #: x_0 outside the sector: the data range's black (uint8 0).
 OUTSIDE = -1.0
@@ -91,10 +92,7 @@ def prompt_classes(loaded: LoadedModel, jobs, where: str | Path) -> torch.Tensor
         return None
     if "class" not in jobs.columns:
         raise InputError(where, "a latent model needs the class of every image (a plan with a class column)")
-    unknown = sorted(set(jobs["class"]) - set(loaded.classes))
-    if unknown:
-        raise InputError(where, f"classes {unknown} are not among the model's {loaded.classes}")
-    return torch.tensor([loaded.classes.index(c) for c in jobs["class"]], dtype=torch.long)
+    return class_indices(loaded.classes, jobs["class"], where)
 
 
 def read_sector_mask(path: str | Path, loaded: LoadedModel) -> torch.Tensor:

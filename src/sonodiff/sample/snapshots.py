@@ -60,22 +60,24 @@ def reverse_chain(loaded: LoadedModel, labels: np.ndarray | None, num_snapshots:
     return steps, frames
 
 
+def snapshot_rows(dataset: PreparedDataset, *columns: str):
+    """The prepared rows the chain is conditioned on: the validation split sorted by ``sample_id``
+    (every row without a val split); the first one is used."""
+    rows = dataset.rows("val", required=("sample_id", "split", *columns))
+    return rows if not rows.empty else dataset.rows(required=("sample_id", "split", *columns))
+
+
 def snapshot_class(dataset: PreparedDataset, loaded: LoadedModel) -> int | None:
     """A latent model's class id for the chain: the class of the row :func:`snapshot_label_map` uses."""
     if loaded.classes is None:
         return None
-    rows = dataset.rows("val", required=("sample_id", "split", "class"))
-    if rows.empty:
-        rows = dataset.rows(required=("sample_id", "split", "class"))
-    return loaded.classes.index(str(rows["class"].iloc[0]))
+    return loaded.classes.index(str(snapshot_rows(dataset, "class")["class"].iloc[0]))
 
 
 def snapshot_label_map(dataset: PreparedDataset) -> np.ndarray | None:
     """The prepared label map of the first validation row by ``sample_id`` (any row without a
     val split), or None for a dataset without label maps."""
-    rows = dataset.rows("val", required=("sample_id", "split"))
-    if rows.empty:
-        rows = dataset.rows(required=("sample_id", "split"))
+    rows = snapshot_rows(dataset)
     if rows.empty or not dataset.has_labels or "label" not in rows or not rows["label"].iloc[0]:
         return None
     return dataset.label_maps(rows.iloc[:1])[0]

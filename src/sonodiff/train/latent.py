@@ -38,7 +38,7 @@ from sonodiff.diffusion.depth import latent_depth
 from sonodiff.errors import InputError
 from sonodiff.io import to_model_range
 from sonodiff.models import build_model
-from sonodiff.models.latent import controlnet_spec, latent_factor, latent_spec, load_pretrained_weights, plain, \
+from sonodiff.models.latent import class_indices, controlnet_spec, latent_factor, latent_spec, load_pretrained_weights, plain, \
     tiny_vae_config
 from sonodiff.seeds import derive_seed, generator
 from sonodiff.train.data import TrainingSet, load_training_set
@@ -60,15 +60,6 @@ def dataset_classes(dataset: PreparedDataset) -> list[str]:
     if not classes:
         raise InputError(dataset.manifest, "the class column is empty: the latent family's prompts need classes")
     return classes
-
-
-def class_ids(rows: pd.DataFrame, classes: Sequence[str], where: str | Path) -> torch.Tensor:
-    """The index in ``classes`` of every row's class (an unknown class is an error naming ``where``)."""
-    index = {c: i for i, c in enumerate(classes)}
-    unknown = sorted({str(c) for c in rows[CLASS_COLUMN]} - set(index))
-    if unknown:
-        raise InputError(where, f"classes {unknown} are not among the model's {list(classes)}")
-    return torch.tensor([index[str(c)] for c in rows[CLASS_COLUMN]], dtype=torch.long)
 
 
 def fraction_rows(rows: pd.DataFrame, fraction: float, seed: int) -> pd.DataFrame:
@@ -108,7 +99,7 @@ def encode_rows(model: torch.nn.Module, dataset: PreparedDataset, rows: pd.DataF
     latents = torch.cat([model.encode(x[i:i + batch_size].to(device)).float().cpu()
                          for i in range(0, len(x), batch_size)])
     return TrainingSet(images=latents, labels=labels, num_classes=dataset.num_classes if with_labels else None,
-                       sample_ids=list(rows["sample_id"]), classes=class_ids(rows, classes, dataset.manifest))
+                       sample_ids=list(rows["sample_id"]), classes=class_indices(classes, rows[CLASS_COLUMN], dataset.manifest))
 
 
 # ---------------------------------------------------------------------------- 0. pretrained folder
@@ -124,7 +115,7 @@ def fetch_stable_diffusion(repo: str, folder: str | Path) -> Path:
     is there afterwards is whole); then check it as the config check does."""
     from huggingface_hub import snapshot_download
 
-    from sonodiff.config import STABLE_DIFFUSION_PARTS
+    from sonodiff.config import missing_stable_diffusion_parts
     from sonodiff.io import atomic_dir
 
     folder = Path(folder)
@@ -134,7 +125,7 @@ def fetch_stable_diffusion(repo: str, folder: str | Path) -> Path:
         except Exception as err:  # offline, unknown repository, gated model: one line
             raise InputError(f"config key latent.pretrained_url ({repo})",
                              f"download failed ({' '.join(str(err).split())[:200]})") from err
-        missing = [p for p in STABLE_DIFFUSION_PARTS if not (Path(tmp) / p).exists()]
+        missing = missing_stable_diffusion_parts(tmp)
         if missing:
             raise InputError(f"config key latent.pretrained_url ({repo})", f"the repository lacks {missing}")
     return folder
@@ -275,5 +266,5 @@ def train_controlnet(cfg: Mapping[str, Any], dataset: PreparedDataset, base_mode
                  problem=controlnet_problem(base_model))
 
 
-__all__ = ["fetch_stable_diffusion", "train_autoencoder", "train_latent", "train_controlnet", "dataset_classes", "class_ids", "fraction_rows",
+__all__ = ["fetch_stable_diffusion", "train_autoencoder", "train_latent", "train_controlnet", "dataset_classes", "fraction_rows",
            "read_autoencoder", "reconstruction_error"]
